@@ -1,0 +1,11 @@
+//! The Flotta API server: a Kubernetes-style aggregated API server for the
+//! `management.project-flotta.io` kinds, over a pluggable [`flotta_api::store::Store`].
+
+pub mod auth;
+pub mod config;
+pub mod pki;
+pub mod resources;
+pub mod rest;
+pub mod server;
+pub mod store;
+pub mod tls;

@@ -1,0 +1,591 @@
+//! The standalone server: wires the data directory, PKI, store, the HTTPS Kubernetes API
+//! and the plain-HTTP health/metrics listener together, and shuts them down gracefully.
+//!
+//! Start-up order: data directory (mode 0700) → PKI (`<data-dir>/pki`) → store → bind the
+//! listeners → write `<data-dir>/ports.json` (`{"secure":N,"metrics":M}`, `metrics` is
+//! `null` when disabled) and `<data-dir>/kubeconfig` → serve. `ports.json` is written only
+//! once the listeners accept connections, so its appearance means "up".
+//!
+//! The metrics listener serves `/healthz` (process and store), `/livez` (process),
+//! `/readyz` (process, store, not shutting down; `?verbose` lists the checks, `/readyz/<check>`
+//! runs one) and `/metrics` (Prometheus text format, process, store and connection figures
+//! read when scraped).
+//!
+//! Shutdown on SIGTERM or SIGINT: `/readyz` starts failing, the secure listener stops
+//! accepting and drains within `--shutdown-timeout`, then the metrics listener stops. A
+//! second signal stops at once.
+//!
+//! Limits: the device-facing Edge API port (`--device-port`) is accepted but not served
+//! yet; there is no request logging or per-request metrics yet.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use flotta_api::store::{Store, StoreError};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::auth;
+use crate::config::Options;
+use crate::pki::{self, PkiError};
+use crate::rest::{self, RestState};
+use crate::store::{self, StoreOptions};
+use crate::tls::{self, ConnectionStats, TlsError, TlsServer};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The data directory could not be created.
+    #[error("creating the data directory {}: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The PKI could not be created or loaded.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// The TLS configuration could not be built.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The store could not be opened.
+    #[error("opening the store: {0}")]
+    Store(#[from] StoreError),
+    /// A listener could not be bound.
+    #[error("binding {address}: {source}")]
+    Bind {
+        /// `host:port`.
+        address: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A state file (`ports.json`) could not be written.
+    #[error("writing {}: {source}", path.display())]
+    WriteFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// SIGTERM/SIGINT handlers could not be installed.
+    #[error("installing signal handlers: {0}")]
+    Signals(#[source] io::Error),
+    /// A start-up task panicked or was cancelled.
+    #[error("start-up task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Runs the standalone server until SIGTERM or SIGINT, then shuts down gracefully (a
+/// second signal stops at once).
+pub async fn run(opts: Options) -> Result<(), ServerError> {
+    let mut signals = Signals::install()?;
+    let (first_signal_tx, first_signal_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut server = pin!(run_until(opts, async move {
+        let _ = first_signal_rx.await;
+    }));
+    tokio::select! {
+        result = &mut server => return result,
+        name = signals.next() => {
+            tracing::info!(signal = name, "shutting down gracefully; send the signal again to stop at once");
+            let _ = first_signal_tx.send(());
+        }
+    }
+    tokio::select! {
+        result = &mut server => result,
+        name = signals.next() => {
+            tracing::warn!(signal = name, "second signal: stopping without waiting for in-flight requests");
+            Ok(())
+        }
+    }
+}
+
+/// Runs the standalone server until `shutdown` completes, then drains and returns. For
+/// embedding and tests; [`run`] is this plus signal handling.
+pub async fn run_until(
+    opts: Options,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let data_dir = opts.data_dir.clone();
+    create_private_dir(&data_dir)?;
+
+    let pki = {
+        let dir = opts.pki_dir();
+        let bind = opts.bind_address.clone();
+        tokio::task::spawn_blocking(move || pki::ensure(&dir, &bind)).await??
+    };
+    let tls_config = tls::server_config(
+        &[pki.ca_certificate()?],
+        pki.serving_chain()?,
+        pki.serving_key()?,
+    )?;
+
+    let store = store::open(&StoreOptions {
+        kind: opts.store.into(),
+        data_dir: data_dir.clone(),
+        history: opts.store_history,
+    })
+    .await?;
+
+    let secure_listener = bind(&opts.bind_address, opts.secure_port).await?;
+    let secure_addr = local_addr(&secure_listener, &opts.bind_address)?;
+    let metrics_listener = match opts.metrics_port.bind_port() {
+        Some(port) => Some(bind(&opts.bind_address, port).await?),
+        None => None,
+    };
+    let metrics_addr = match &metrics_listener {
+        Some(listener) => Some(local_addr(listener, &opts.bind_address)?),
+        None => None,
+    };
+
+    let kubeconfig_path = opts.kubeconfig_path();
+    let server_url = pki::server_url(&opts.bind_address, secure_addr.port());
+    {
+        let pki = pki.clone();
+        let path = kubeconfig_path.clone();
+        let url = server_url.clone();
+        tokio::task::spawn_blocking(move || pki.write_kubeconfig(&path, &url)).await??;
+    }
+    let ports = serde_json::json!({
+        "secure": secure_addr.port(),
+        "metrics": metrics_addr.map(|a| a.port()),
+    });
+    let ports_path = opts.ports_path();
+    write_state_file(&ports_path, ports.to_string().into_bytes()).await?;
+
+    tracing::info!(address = %secure_addr, url = %server_url, "serving the Kubernetes API (HTTPS)");
+    match metrics_addr {
+        Some(address) => {
+            tracing::info!(%address, "serving /healthz, /livez, /readyz and /metrics (HTTP)");
+        }
+        None => tracing::info!("metrics listener disabled"),
+    }
+    tracing::info!(
+        port = opts.device_port,
+        "device API port configured; the Edge API is not served by this version"
+    );
+    tracing::info!(path = %ports_path.display(), ports = %ports, "wrote bound ports");
+    let kubeconfig_shown = std::path::absolute(&kubeconfig_path).unwrap_or(kubeconfig_path);
+    tracing::info!(
+        "ready: kubectl --kubeconfig {} get edgedevices",
+        kubeconfig_shown.display()
+    );
+
+    let tls_server = TlsServer::new(tls_config).with_drain_timeout(opts.shutdown_timeout());
+    let shutting_down = Arc::new(AtomicBool::new(false));
+    let health = HealthState {
+        store: store.clone(),
+        connections: tls_server.stats(),
+        shutting_down: shutting_down.clone(),
+        started_at: jiff::Timestamp::now().as_second(),
+    };
+    let app = secure_app(RestState::new(store, crate::resources::flotta()));
+
+    let (stop_secure_tx, stop_secure_rx) = watch::channel(false);
+    let (stop_metrics_tx, stop_metrics_rx) = watch::channel(false);
+    let drain_timeout = opts.shutdown_timeout();
+
+    let trigger = async {
+        shutdown.await;
+        shutting_down.store(true, Ordering::SeqCst);
+        tracing::info!("stopping: no new connections; draining in-flight requests");
+        let _ = stop_secure_tx.send(true);
+    };
+    let secure = async {
+        tls_server
+            .serve(secure_listener, app, stopped(stop_secure_rx))
+            .await;
+        tracing::info!("Kubernetes API listener stopped");
+        let _ = stop_metrics_tx.send(true);
+    };
+    let metrics = async {
+        let Some(listener) = metrics_listener else {
+            return;
+        };
+        let serve = axum::serve(listener, health_router(health))
+            .with_graceful_shutdown(stopped(stop_metrics_rx.clone()));
+        let deadline = async {
+            stopped(stop_metrics_rx).await;
+            tokio::time::sleep(drain_timeout).await;
+        };
+        tokio::select! {
+            result = serve => {
+                if let Err(error) = result {
+                    tracing::error!(%error, "metrics listener failed");
+                }
+            }
+            () = deadline => tracing::warn!("metrics listener did not drain in time"),
+        }
+    };
+    tokio::join!(trigger, secure, metrics);
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// The secure-port application: the REST router behind authentication.
+pub fn secure_app(state: RestState) -> Router {
+    rest::router(state).layer(axum::middleware::from_fn(auth::authenticate))
+}
+
+/// Resolves once the flag in `rx` turns true (or its sender is gone).
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+fn create_private_dir(path: &Path) -> Result<(), ServerError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| ServerError::DataDir {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+async fn bind(host: &str, port: u16) -> Result<TcpListener, ServerError> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    TcpListener::bind((host, port))
+        .await
+        .map_err(|source| ServerError::Bind {
+            address: format!("{host}:{port}"),
+            source,
+        })
+}
+
+fn local_addr(listener: &TcpListener, host: &str) -> Result<SocketAddr, ServerError> {
+    listener.local_addr().map_err(|source| ServerError::Bind {
+        address: host.to_owned(),
+        source,
+    })
+}
+
+async fn write_state_file(path: &Path, contents: Vec<u8>) -> Result<(), ServerError> {
+    let target = path.to_owned();
+    tokio::task::spawn_blocking(move || pki::write_atomically(&target, &contents, 0o644))
+        .await?
+        .map_err(|source| ServerError::WriteFile {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// SIGTERM and SIGINT, installed before serving so none is missed.
+struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self, ServerError> {
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate()).map_err(ServerError::Signals)?,
+            interrupt: signal(SignalKind::interrupt()).map_err(ServerError::Signals)?,
+        })
+    }
+
+    /// The name of the next signal received.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
+    }
+}
+
+/// What the health and metrics listener reads.
+#[derive(Clone)]
+pub struct HealthState {
+    /// The store whose readiness and revisions are reported.
+    pub store: Arc<dyn Store>,
+    /// Connection counters of the secure listener.
+    pub connections: Arc<ConnectionStats>,
+    /// Set when shutdown has begun; `/readyz` fails from then on.
+    pub shutting_down: Arc<AtomicBool>,
+    /// When the server started (Unix seconds).
+    pub started_at: i64,
+}
+
+/// The plain-HTTP health and metrics router (see the module documentation).
+pub fn health_router(state: HealthState) -> Router {
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/livez/{check}", get(livez_check))
+        .route("/healthz", get(healthz))
+        .route("/healthz/{check}", get(healthz_check))
+        .route("/readyz", get(readyz))
+        .route("/readyz/{check}", get(readyz_check))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Which probe is asked; each runs a prefix of the same checks.
+#[derive(Debug, Clone, Copy)]
+enum Probe {
+    Livez,
+    Healthz,
+    Readyz,
+}
+
+impl Probe {
+    fn name(self) -> &'static str {
+        match self {
+            Probe::Livez => "livez",
+            Probe::Healthz => "healthz",
+            Probe::Readyz => "readyz",
+        }
+    }
+
+    fn checks(self) -> &'static [&'static str] {
+        match self {
+            Probe::Livez => &["ping"],
+            Probe::Healthz => &["ping", "store"],
+            Probe::Readyz => &["ping", "store", "shutdown"],
+        }
+    }
+}
+
+/// Runs one named check; `Err` carries the reason (logged, not sent).
+async fn run_check(state: &HealthState, check: &str) -> Result<(), String> {
+    match check {
+        "store" => state.store.ready().await.map_err(|e| e.to_string()),
+        "shutdown" if state.shutting_down.load(Ordering::SeqCst) => {
+            Err("server is shutting down".to_owned())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Kubernetes-style probe answer: `ok`, or a check list with the failed checks marked.
+async fn probe(state: &HealthState, probe: Probe, query: Option<&str>) -> Response {
+    let verbose = query.is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "verbose" || p.starts_with("verbose="))
+    });
+    let mut lines = String::new();
+    let mut failed = false;
+    for check in probe.checks() {
+        match run_check(state, check).await {
+            Ok(()) => lines.push_str(&format!("[+]{check} ok\n")),
+            Err(reason) => {
+                failed = true;
+                tracing::warn!(probe = probe.name(), check, %reason, "health check failed");
+                lines.push_str(&format!("[-]{check} failed: reason withheld\n"));
+            }
+        }
+    }
+    let text_plain = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+    if failed {
+        lines.push_str(&format!("{} check failed\n", probe.name()));
+        (StatusCode::INTERNAL_SERVER_ERROR, text_plain, lines).into_response()
+    } else if verbose {
+        lines.push_str(&format!("{} check passed\n", probe.name()));
+        (StatusCode::OK, text_plain, lines).into_response()
+    } else {
+        (StatusCode::OK, text_plain, "ok").into_response()
+    }
+}
+
+/// One check of a probe, at `/<probe>/<check>`.
+async fn probe_one(state: &HealthState, probe: Probe, check: &str) -> Response {
+    let text_plain = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+    if !probe.checks().contains(&check) {
+        return (StatusCode::NOT_FOUND, text_plain, "404 page not found\n").into_response();
+    }
+    match run_check(state, check).await {
+        Ok(()) => (StatusCode::OK, text_plain, "ok").into_response(),
+        Err(reason) => {
+            tracing::warn!(probe = probe.name(), check, %reason, "health check failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                text_plain,
+                format!("internal server error: {check} check failed\n"),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn livez(State(state): State<HealthState>, RawQuery(query): RawQuery) -> Response {
+    probe(&state, Probe::Livez, query.as_deref()).await
+}
+
+async fn healthz(State(state): State<HealthState>, RawQuery(query): RawQuery) -> Response {
+    probe(&state, Probe::Healthz, query.as_deref()).await
+}
+
+async fn readyz(State(state): State<HealthState>, RawQuery(query): RawQuery) -> Response {
+    probe(&state, Probe::Readyz, query.as_deref()).await
+}
+
+async fn livez_check(
+    State(state): State<HealthState>,
+    UrlPath(check): UrlPath<String>,
+) -> Response {
+    probe_one(&state, Probe::Livez, &check).await
+}
+
+async fn healthz_check(
+    State(state): State<HealthState>,
+    UrlPath(check): UrlPath<String>,
+) -> Response {
+    probe_one(&state, Probe::Healthz, &check).await
+}
+
+async fn readyz_check(
+    State(state): State<HealthState>,
+    UrlPath(check): UrlPath<String>,
+) -> Response {
+    probe_one(&state, Probe::Readyz, &check).await
+}
+
+/// Prometheus text exposition, built at scrape time from figures the process can read.
+async fn metrics(State(state): State<HealthState>) -> Response {
+    let mut out = PrometheusText::default();
+    out.gauge(
+        "flotta_build_info",
+        "Build of this server; the value is always 1.",
+        &format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")),
+        1,
+    );
+    out.gauge(
+        "flotta_apiserver_start_time_seconds",
+        "When this server started serving, in Unix seconds.",
+        "",
+        state.started_at,
+    );
+    if let Some(rss) = resident_memory_bytes() {
+        out.gauge(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            "",
+            rss,
+        );
+    }
+    if let Some(fds) = open_fds() {
+        out.gauge(
+            "process_open_fds",
+            "Number of open file descriptors.",
+            "",
+            fds,
+        );
+    }
+    out.gauge(
+        "flotta_store_ready",
+        "1 when the store answers its readiness check, else 0.",
+        "",
+        i64::from(state.store.ready().await.is_ok()),
+    );
+    if let Ok(revision) = state.store.current_revision().await {
+        out.gauge(
+            "flotta_store_current_revision",
+            "The store's newest revision.",
+            "",
+            revision,
+        );
+    }
+    if let Ok(revision) = state.store.compacted_revision().await {
+        out.gauge(
+            "flotta_store_compacted_revision",
+            "The newest store revision no longer readable; watches from before it get 410.",
+            "",
+            revision,
+        );
+    }
+    out.counter(
+        "flotta_apiserver_connections_accepted_total",
+        "TCP connections accepted by the Kubernetes API listener.",
+        state.connections.accepted(),
+    );
+    out.counter(
+        "flotta_apiserver_tls_handshake_failures_total",
+        "Connections to the Kubernetes API listener whose TLS handshake failed or timed out.",
+        state.connections.handshake_failures(),
+    );
+    out.gauge(
+        "flotta_apiserver_connections_open",
+        "Connections currently open on the Kubernetes API listener.",
+        "",
+        state.connections.open(),
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out.0,
+    )
+        .into_response()
+}
+
+/// A Prometheus text-format document under construction.
+#[derive(Default)]
+struct PrometheusText(String);
+
+impl PrometheusText {
+    fn gauge(&mut self, name: &str, help: &str, labels: &str, value: impl Into<i128>) {
+        self.family(name, help, "gauge", labels, value.into());
+    }
+
+    fn counter(&mut self, name: &str, help: &str, value: u64) {
+        self.family(name, help, "counter", "", value.into());
+    }
+
+    fn family(&mut self, name: &str, help: &str, kind: &str, labels: &str, value: i128) {
+        use std::fmt::Write as _;
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+        let _ = writeln!(self.0, "{name}{labels} {value}");
+    }
+}
+
+/// `VmRSS` of `/proc/self/status`, in bytes (Linux only).
+fn resident_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Entries of `/proc/self/fd` (Linux only).
+fn open_fds() -> Option<u64> {
+    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
+    u64::try_from(entries.count()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_shape() {
+        let mut out = PrometheusText::default();
+        out.gauge("a_b", "Help text.", "{x=\"1\"}", 3u64);
+        out.counter("c_total", "More help.", 4);
+        assert_eq!(
+            out.0,
+            "# HELP a_b Help text.\n# TYPE a_b gauge\na_b{x=\"1\"} 3\n\
+             # HELP c_total More help.\n# TYPE c_total counter\nc_total 4\n"
+        );
+    }
+
+    #[test]
+    fn process_figures_are_readable_here() {
+        assert!(resident_memory_bytes().is_some_and(|b| b > 0));
+        assert!(open_fds().is_some_and(|n| n >= 3));
+    }
+}
