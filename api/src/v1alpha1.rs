@@ -37,24 +37,23 @@ pub use edge_config::{
     PrivilegeEscalationOptions, RequiredPrivilegeLevel, validate_edge_config,
 };
 pub use edge_device::{
-    DeviceWorkload, EdgeDevice, EdgeDeviceSpec, EdgeDeviceStatus, PlaybookExec,
-    UpgradeInformation, WORKLOAD_PHASE_DEPLOYING, WORKLOAD_PHASE_EXITED, WORKLOAD_PHASE_RUNNING,
-    validate_edge_device,
+    DeviceWorkload, EdgeDevice, EdgeDeviceSpec, EdgeDeviceStatus, PlaybookExec, UpgradeInformation,
+    WORKLOAD_PHASE_DEPLOYING, WORKLOAD_PHASE_EXITED, WORKLOAD_PHASE_RUNNING, validate_edge_device,
 };
 pub use edge_device_set::{
     EdgeDeviceSet, EdgeDeviceSetSpec, EdgeDeviceSetStatus, MEMBER_OF_LABEL,
     validate_edge_device_set,
 };
 pub use edge_device_signed_request::{
-    EDSR_CONDITION_APPROVED, EDSR_CONDITION_DECLINED, EDSR_CONDITION_PENDING,
-    EDSR_CONDITION_TYPES, EDSR_LABEL_NAME, EDSR_LABEL_VALUE, EdgeDeviceSignedRequest,
-    EdgeDeviceSignedRequestCondition, EdgeDeviceSignedRequestSpec, EdgeDeviceSignedRequestStatus,
-    Features, validate_edge_device_signed_request,
+    EDSR_CONDITION_APPROVED, EDSR_CONDITION_DECLINED, EDSR_CONDITION_PENDING, EDSR_CONDITION_TYPES,
+    EDSR_LABEL_NAME, EDSR_LABEL_VALUE, EdgeDeviceSignedRequest, EdgeDeviceSignedRequestCondition,
+    EdgeDeviceSignedRequestSpec, EdgeDeviceSignedRequestStatus, Features,
+    validate_edge_device_signed_request,
 };
 pub use edge_workload::{
-    ContainerMetricsConfiguration, DEFAULT_METRICS_PATH, DataConfiguration, DataPath,
-    EdgeWorkload, EdgeWorkloadSpec, EdgeWorkloadStatus, ImageRegistriesConfiguration,
-    MetricsConfigEntity, Pod, RESERVED_HOST_PORT, WORKLOAD_TYPE_POD, validate_edge_workload,
+    ContainerMetricsConfiguration, DEFAULT_METRICS_PATH, DataConfiguration, DataPath, EdgeWorkload,
+    EdgeWorkloadSpec, EdgeWorkloadStatus, ImageRegistriesConfiguration, MetricsConfigEntity, Pod,
+    RESERVED_HOST_PORT, WORKLOAD_TYPE_POD, validate_edge_workload,
 };
 pub use hardware::{
     Boot, Cpu, Disk, Gpu, Hardware, HostDevice, Interface, IoPerf, Memory, SystemVendor,

@@ -1,9 +1,20 @@
 //! Store backends and how the server picks one (`--store`).
+//!
+//! [`open`] builds the configured backend: the embedded redb file (see [`embedded`]) or the
+//! in-memory store from `flotta-api` (nothing survives a restart).
+
+pub mod embedded;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use flotta_api::store::memory::MemoryStore;
 use flotta_api::store::{Store, StoreError};
+
+use self::embedded::EmbeddedStore;
+
+/// The embedded store's file name inside the data directory.
+pub const EMBEDDED_FILE: &str = "store.redb";
 
 /// Which backend to open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,8 +36,23 @@ pub struct StoreOptions {
     pub history: u64,
 }
 
-/// Opens the configured store.
+/// Opens the configured store. For [`StoreKind::Embedded`] it creates the data directory
+/// if needed and opens (or creates) `<data_dir>/store.redb`.
 pub async fn open(opts: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
-    let _ = opts;
-    Err(StoreError::Backend("not implemented yet".into()))
+    match opts.kind {
+        StoreKind::Memory => Ok(Arc::new(MemoryStore::new(opts.history))),
+        StoreKind::Embedded => {
+            let dir = opts.data_dir.clone();
+            let history = opts.history;
+            let store = tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
+                })?;
+                EmbeddedStore::open(dir.join(EMBEDDED_FILE), history)
+            })
+            .await
+            .map_err(|e| StoreError::Backend(format!("opening the store failed: {e}")))??;
+            Ok(Arc::new(store))
+        }
+    }
 }

@@ -111,10 +111,12 @@ fn admin_certificate_is_a_system_masters_client() {
         .expect("EKU present");
     assert!(eku.value.client_auth);
     assert!(!eku.value.server_auth);
-    let has_aki = cert
-        .extensions()
-        .iter()
-        .any(|e| matches!(e.parsed_extension(), ParsedExtension::AuthorityKeyIdentifier(_)));
+    let has_aki = cert.extensions().iter().any(|e| {
+        matches!(
+            e.parsed_extension(),
+            ParsedExtension::AuthorityKeyIdentifier(_)
+        )
+    });
     assert!(has_aki, "leaf certificates name their issuer key");
 }
 

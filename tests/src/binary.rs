@@ -49,7 +49,13 @@ fn locate() -> Result<PathBuf> {
         .or_else(|| option_env!("CARGO").map(OsString::from))
         .unwrap_or_else(|| OsString::from("cargo"));
     let output = Command::new(&cargo)
-        .args(["build", "-p", "flotta-apiserver", "--bin", "flotta-apiserver"])
+        .args([
+            "build",
+            "-p",
+            "flotta-apiserver",
+            "--bin",
+            "flotta-apiserver",
+        ])
         .current_dir(&root)
         .output()
         .with_context(|| format!("running {} build", cargo.to_string_lossy()))?;

@@ -59,10 +59,7 @@ pub fn tls_client(ca_pem: &Path, identity: Option<(&Path, &Path)>) -> Result<req
 /// Reads a response body as JSON, returning the status with it; the error shows the raw text.
 pub async fn json_response(response: reqwest::Response) -> Result<(reqwest::StatusCode, Value)> {
     let status = response.status();
-    let text = response
-        .text()
-        .await
-        .context("reading the response body")?;
+    let text = response.text().await.context("reading the response body")?;
     let value = serde_json::from_str(&text)
         .with_context(|| format!("HTTP {status}: body is not JSON: {text}"))?;
     Ok((status, value))
@@ -144,7 +141,10 @@ impl WatchStream {
                     return Ok(None);
                 }
                 let event = serde_json::from_slice(rest).with_context(|| {
-                    format!("trailing watch data is not JSON: {}", String::from_utf8_lossy(rest))
+                    format!(
+                        "trailing watch data is not JSON: {}",
+                        String::from_utf8_lossy(rest)
+                    )
                 })?;
                 self.buffer.clear();
                 return Ok(Some(event));

@@ -308,13 +308,15 @@ pub fn run_command(
     }
     let stdout = collect(child.stdout.take());
     let stderr = collect(child.stderr.take());
-    let waited = wait_for(&format!("`{description}` to exit"), timeout, || {
-        match child.try_wait() {
+    let waited = wait_for(
+        &format!("`{description}` to exit"),
+        timeout,
+        || match child.try_wait() {
             Ok(Some(status)) => Probe::Ready(status),
             Ok(None) => Probe::Pending("still running".to_owned()),
             Err(error) => Probe::Failed(error.into()),
-        }
-    });
+        },
+    );
     let status = match waited {
         Ok(status) => status,
         Err(error) => {

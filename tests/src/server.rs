@@ -60,7 +60,10 @@ impl Server {
         let data_dir = root.path().join("data");
         fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
-        let kubectl = Kubectl::new(data_dir.join("kubeconfig"), root.path().join("kubectl-cache"));
+        let kubectl = Kubectl::new(
+            data_dir.join("kubeconfig"),
+            root.path().join("kubectl-cache"),
+        );
         let mut server = Self {
             child: None,
             root,
@@ -150,7 +153,8 @@ impl Server {
         let mut full = args.to_vec();
         full.extend(["-o", "json"]);
         let stdout = self.run_ok(&full)?;
-        serde_json::from_str(&stdout).with_context(|| format!("kubectl output is not JSON: {stdout}"))
+        serde_json::from_str(&stdout)
+            .with_context(|| format!("kubectl output is not JSON: {stdout}"))
     }
 
     /// Starts a long-running kubectl (e.g. `get -w`) and streams its stdout lines.
@@ -187,7 +191,9 @@ impl Server {
     /// Kills the server with SIGKILL (no chance to flush or clean up) and reaps it.
     pub fn kill9(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {
-            child.kill().context("sending SIGKILL to flotta-apiserver")?;
+            child
+                .kill()
+                .context("sending SIGKILL to flotta-apiserver")?;
             child.wait().context("reaping flotta-apiserver")?;
         }
         Ok(())

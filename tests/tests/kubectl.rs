@@ -11,7 +11,12 @@ use serde_json::Value;
 /// The six kinds: (plural, kind, fixture, object name in the fixture).
 const KINDS: [(&str, &str, &str, &str); 6] = [
     ("edgedevices", "EdgeDevice", "edgedevice.yaml", "dev1"),
-    ("edgedevicesets", "EdgeDeviceSet", "edgedeviceset.yaml", "set1"),
+    (
+        "edgedevicesets",
+        "EdgeDeviceSet",
+        "edgedeviceset.yaml",
+        "set1",
+    ),
     ("edgeworkloads", "EdgeWorkload", "edgeworkload.yaml", "wl1"),
     (
         "edgedevicesignedrequests",
@@ -76,7 +81,12 @@ fn assert_not_found(server: &Server, args: &[&str]) -> Result<()> {
 #[test]
 fn api_resources_lists_the_six_kinds() -> Result<()> {
     let server = Server::start()?;
-    let stdout = server.run_ok(&["api-resources", &format!("--api-group={GROUP}"), "-o", "wide"])?;
+    let stdout = server.run_ok(&[
+        "api-resources",
+        &format!("--api-group={GROUP}"),
+        "-o",
+        "wide",
+    ])?;
     let table = Table::parse(&stdout)?;
     table.require_columns(&[
         "NAME",
@@ -99,7 +109,9 @@ fn api_resources_lists_the_six_kinds() -> Result<()> {
             "{stdout}"
         );
         let verbs = table.cell(plural, "VERBS")?;
-        for verb in ["create", "delete", "get", "list", "patch", "update", "watch"] {
+        for verb in [
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ] {
             assert!(
                 verbs
                     .trim_matches(|c| c == '[' || c == ']')
@@ -140,7 +152,10 @@ fn create_every_kind_and_read_server_metadata() -> Result<()> {
         assert!(has_line("uid: "), "no uid:\n{yaml}");
         assert!(has_line("resourceVersion: "), "no resourceVersion:\n{yaml}");
         assert!(has_line("generation: 1"), "generation is not 1:\n{yaml}");
-        assert!(has_line("creationTimestamp: "), "no creationTimestamp:\n{yaml}");
+        assert!(
+            has_line("creationTimestamp: "),
+            "no creationTimestamp:\n{yaml}"
+        );
 
         let object = server.get_json(&["get", plural, name])?;
         let metadata = &object["metadata"];
@@ -168,7 +183,10 @@ fn create_every_kind_and_read_server_metadata() -> Result<()> {
     assert_eq!(all, expected);
     // Creating the same object twice is refused.
     let stderr = server.run_err(&["create", "-f", &path_of("edgedevice.yaml")?])?;
-    assert!(stderr.contains("AlreadyExists") || stderr.contains("already exists"), "{stderr}");
+    assert!(
+        stderr.contains("AlreadyExists") || stderr.contains("already exists"),
+        "{stderr}"
+    );
     Ok(())
 }
 
@@ -310,7 +328,11 @@ fn diff_shows_change_without_writing() -> Result<()> {
 
     let changed = original.replace("periodSeconds: 30", "periodSeconds: 60");
     let diff = server.kubectl_stdin(&["diff", "-f", "-"], &changed)?;
-    assert_eq!(diff.code(), Some(1), "diff with a change must exit 1: {diff}");
+    assert_eq!(
+        diff.code(),
+        Some(1),
+        "diff with a change must exit 1: {diff}"
+    );
     let lines: Vec<&str> = diff.stdout.lines().collect();
     assert!(
         lines
@@ -325,8 +347,10 @@ fn diff_shows_change_without_writing() -> Result<()> {
         "{diff}"
     );
     assert!(
-        !lines.iter().any(|line| (line.starts_with('+') || line.starts_with('-'))
-            && line.contains("resourceVersion")),
+        !lines
+            .iter()
+            .any(|line| (line.starts_with('+') || line.starts_with('-'))
+                && line.contains("resourceVersion")),
         "dry-run changed the resourceVersion: {diff}"
     );
 
@@ -353,7 +377,10 @@ fn patch_merge_and_json_work_strategic_is_unsupported() -> Result<()> {
     assert!(stdout.contains("dev1 patched"), "{stdout}");
     let object = server.get_json(&["get", "edgedevice", "dev1"])?;
     assert_eq!(object["spec"]["heartbeat"]["periodSeconds"], 45, "{object}");
-    assert_eq!(object["spec"]["heartbeat"]["hardwareProfile"]["include"], true);
+    assert_eq!(
+        object["spec"]["heartbeat"]["hardwareProfile"]["include"],
+        true
+    );
     assert_eq!(object["metadata"]["labels"]["patched"], "merge");
     assert_eq!(object["metadata"]["labels"]["env"], "prod");
     assert_eq!(object["metadata"]["generation"], 2);
@@ -369,7 +396,10 @@ fn patch_merge_and_json_work_strategic_is_unsupported() -> Result<()> {
     ])?;
     let object = server.get_json(&["get", "edgedevice", "dev1"])?;
     assert_eq!(object["spec"]["heartbeat"]["periodSeconds"], 15, "{object}");
-    assert!(object["metadata"]["labels"].get("env").is_none(), "{object}");
+    assert!(
+        object["metadata"]["labels"].get("env").is_none(),
+        "{object}"
+    );
     let rv = resource_version(&object)?;
 
     // A failing JSON patch `test` op is refused and changes nothing.
@@ -439,12 +469,18 @@ fn label_and_field_selectors() -> Result<()> {
         full.extend_from_slice(args);
         Ok(names(&server.run_ok(&full)?))
     };
-    assert_eq!(get(&["-l", "env in (prod,stage),!legacy"])?, set_of(&["a", "b"]));
+    assert_eq!(
+        get(&["-l", "env in (prod,stage),!legacy"])?,
+        set_of(&["a", "b"])
+    );
     assert_eq!(get(&["-l", "env=stage"])?, set_of(&["b", "c"]));
     assert_eq!(get(&["-l", "env notin (prod,stage)"])?, set_of(&["d", "e"]));
     assert_eq!(get(&["-l", "env,env!=dev"])?, set_of(&["a", "b", "c"]));
     assert_eq!(get(&["-l", "legacy"])?, set_of(&["c"]));
-    assert_eq!(get(&["--field-selector", "metadata.name=b"])?, set_of(&["b"]));
+    assert_eq!(
+        get(&["--field-selector", "metadata.name=b"])?,
+        set_of(&["b"])
+    );
     assert_eq!(
         get(&["--field-selector", "metadata.name!=b", "-l", "env"])?,
         set_of(&["a", "c", "d"])
@@ -455,7 +491,10 @@ fn label_and_field_selectors() -> Result<()> {
         stderr.contains("BadRequest") || stderr.contains("400"),
         "unknown field selector did not give 400: {stderr}"
     );
-    assert!(stderr.contains("spec.foo"), "message does not name the field: {stderr}");
+    assert!(
+        stderr.contains("spec.foo"),
+        "message does not name the field: {stderr}"
+    );
 
     let stderr = server.run_err(&["get", "edgedevices", "-l", "env in (prod"])?;
     assert!(!stderr.is_empty(), "a malformed label selector must fail");
@@ -484,7 +523,10 @@ fn all_namespaces_lists_both_namespaces() -> Result<()> {
         set_of(&["north"])
     );
     let stdout = server.run_ok(&["get", "edgedevices", "-n", "default", "-o", "name"])?;
-    assert!(stdout.trim().is_empty(), "default namespace is not empty: {stdout}");
+    assert!(
+        stdout.trim().is_empty(),
+        "default namespace is not empty: {stdout}"
+    );
     let all = server.get_json(&["get", "edgedevices", "--all-namespaces", "-l", "site=x"])?;
     let namespaces: BTreeSet<String> = all["items"]
         .as_array()
@@ -501,7 +543,10 @@ fn delete_without_finalizer_removes_the_object() -> Result<()> {
     let server = Server::start()?;
     create_fixture(&server, "edgedeviceset.yaml")?;
     let stdout = server.run_ok(&["delete", "edgedeviceset", "set1"])?;
-    assert!(stdout.contains("set1\" deleted") || stdout.contains("set1 deleted"), "{stdout}");
+    assert!(
+        stdout.contains("set1\" deleted") || stdout.contains("set1 deleted"),
+        "{stdout}"
+    );
     assert_not_found(&server, &["get", "edgedeviceset", "set1"])?;
     Ok(())
 }
@@ -532,8 +577,10 @@ fn delete_with_finalizer_waits_for_the_finalizer() -> Result<()> {
         "-p",
         r#"[{"op":"remove","path":"/metadata/finalizers/0"}]"#,
     ])?;
-    wait_for("the finalized object to disappear", DEFAULT_TIMEOUT, || {
-        match server.kubectl(&["get", "edgedeviceset", "held", "-o", "name"]) {
+    wait_for(
+        "the finalized object to disappear",
+        DEFAULT_TIMEOUT,
+        || match server.kubectl(&["get", "edgedeviceset", "held", "-o", "name"]) {
             Ok(output) if !output.success() && output.stderr.contains("NotFound") => {
                 Probe::Ready(())
             }
@@ -542,8 +589,8 @@ fn delete_with_finalizer_waits_for_the_finalizer() -> Result<()> {
             }
             Ok(output) => Probe::Pending(output.to_string()),
             Err(error) => Probe::Failed(error),
-        }
-    })?;
+        },
+    )?;
     Ok(())
 }
 
@@ -552,7 +599,10 @@ fn explain_describes_the_schema() -> Result<()> {
     let server = Server::start()?;
     let stdout = server.run_ok(&["explain", "edgedevice.spec"])?;
     for field in ["heartbeat", "osInformation", "metrics"] {
-        assert!(stdout.contains(field), "explain edgedevice.spec lacks {field}:\n{stdout}");
+        assert!(
+            stdout.contains(field),
+            "explain edgedevice.spec lacks {field}:\n{stdout}"
+        );
     }
     let stdout = server.run_ok(&["explain", "edgedevice.spec.heartbeat"])?;
     assert!(stdout.contains("periodSeconds"), "{stdout}");

@@ -164,7 +164,7 @@ impl Requirement {
         let label = labels.get(&self.key);
         match self.operator {
             Operator::Equals | Operator::In => label.is_some_and(|v| self.has_value(v)),
-            Operator::NotEquals | Operator::NotIn => label.is_some_and(|v| !self.has_value(v)),
+            Operator::NotEquals | Operator::NotIn => !label.is_some_and(|v| self.has_value(v)),
             Operator::Exists => label.is_some(),
             Operator::DoesNotExist => label.is_none(),
             Operator::GreaterThan | Operator::LessThan => {
@@ -347,7 +347,9 @@ pub fn validate_label_key(key: &str) -> Result<(), SelectorError> {
     }
     if let Some(prefix) = prefix {
         if prefix.is_empty() {
-            return Err(invalid("the prefix before '/' must not be empty".to_owned()));
+            return Err(invalid(
+                "the prefix before '/' must not be empty".to_owned(),
+            ));
         }
         if prefix.len() > MAX_PREFIX_LEN {
             return Err(invalid(format!(

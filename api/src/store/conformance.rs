@@ -78,7 +78,7 @@ pub async fn empty_store(store: Arc<dyn Store>) {
     assert_eq!(all.items, vec![]);
     assert_eq!(all.revision, current);
     assert!(!all.more);
-    store.watch("", current).await.expect("watch from current");
+    let _stream = store.watch("", current).await.expect("watch from current");
 }
 
 /// `create` assigns a new revision that `get` and `current_revision` report.

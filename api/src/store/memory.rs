@@ -329,3 +329,56 @@ fn live_events(
         }
     })
 }
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::store::conformance;
+
+    fn store(history: u64) -> Arc<dyn Store> {
+        Arc::new(MemoryStore::new(history))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conforms() {
+        conformance::run_all(|history| async move { store(history) }).await;
+    }
+
+    #[tokio::test]
+    async fn slow_watcher_is_dropped() {
+        let store = Arc::new(MemoryStore::with_watch_capacity(conformance::HISTORY, 16));
+        conformance::slow_watcher_is_dropped(store, 100).await;
+    }
+
+    #[tokio::test]
+    async fn zero_history_keeps_no_events() {
+        let store = store(0);
+        let r1 = store.create("/k", b"a".to_vec()).await.unwrap();
+        store.update("/k", b"b".to_vec(), r1).await.unwrap();
+        let now = store.current_revision().await.unwrap();
+        assert_eq!(store.compacted_revision().await.unwrap(), now);
+        assert!(matches!(
+            store.list("", "", 0, Some(now - 1)).await,
+            Err(StoreError::Compacted { .. })
+        ));
+        assert_eq!(store.list("", "", 0, Some(now)).await.unwrap().items.len(), 1);
+        assert!(store.watch("", now - 1).await.is_err());
+        let mut live = store.watch("", now).await.unwrap();
+        let r3 = store.delete("/k", now).await.unwrap();
+        let event = live.next().await.unwrap().unwrap();
+        assert_eq!(event.kind, EventKind::Delete);
+        assert_eq!(event.revision(), r3);
+    }
+
+    #[tokio::test]
+    async fn stream_ends_when_the_store_is_dropped() {
+        let store = MemoryStore::new(10);
+        let mut live = store.watch("", 0).await.unwrap();
+        drop(store);
+        assert!(matches!(
+            live.next().await,
+            Some(Err(StoreError::Backend(_)))
+        ));
+        assert!(live.next().await.is_none());
+    }
+}

@@ -37,7 +37,11 @@ pub struct OsInformation {
     #[serde(rename = "commitID", default, skip_serializing_if = "Option::is_none")]
     pub commit_id: Option<String>,
     /// URL of the web server that hosts the ostree repository.
-    #[serde(rename = "hostedObjectsURL", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "hostedObjectsURL",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub hosted_objects_url: Option<String>,
 }
 
@@ -103,7 +107,11 @@ pub struct MetricsConfiguration {
     #[serde(rename = "system", default, skip_serializing_if = "Option::is_none")]
     pub system_metrics: Option<ComponentMetricsConfiguration>,
     /// Data-transfer metrics.
-    #[serde(rename = "dataTransfer", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "dataTransfer",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub data_transfer_metrics: Option<ComponentMetricsConfiguration>,
     /// The Prometheus remote-write receiver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,7 +214,12 @@ impl DeviceConfigSections<'_> {
     pub(crate) fn validate(&self, spec: &FieldPath, errors: &mut Vec<FieldError>) {
         if let Some(heartbeat) = self.heartbeat {
             let path = spec.child("heartbeat");
-            check_minimum(heartbeat.period_seconds, 1, &path.child("periodSeconds"), errors);
+            check_minimum(
+                heartbeat.period_seconds,
+                1,
+                &path.child("periodSeconds"),
+                errors,
+            );
         }
         if let Some(metrics) = self.metrics {
             let path = spec.child("metrics");

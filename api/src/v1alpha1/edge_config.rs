@@ -140,7 +140,11 @@ pub struct Playbook {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_privilege_level: Option<RequiredPrivilegeLevel>,
     /// ansible-playbook options.
-    #[serde(rename = "ansibleOptions", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ansibleOptions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub options: Option<AnsibleOptions>,
     /// Privilege escalation options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,7 +216,9 @@ impl Playbook {
 pub fn validate_edge_config(config: &EdgeConfig) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if let Some(edge_playbook) = &config.spec.edge_playbook {
-        let path = FieldPath::root("spec").child("edgePlaybook").child("playbooks");
+        let path = FieldPath::root("spec")
+            .child("edgePlaybook")
+            .child("playbooks");
         if let Some(playbooks) = &edge_playbook.playbooks {
             if playbooks.is_empty() {
                 errors.push(path.invalid("[]", "must have at least 1 items"));
@@ -227,7 +233,9 @@ pub fn validate_edge_config(config: &EdgeConfig) -> Vec<FieldError> {
         .as_ref()
         .and_then(|s| s.edge_playbook_status.as_ref())
     {
-        let path = FieldPath::root("status").child("edgePlaybookStatus").child("conditions");
+        let path = FieldPath::root("status")
+            .child("edgePlaybookStatus")
+            .child("conditions");
         for (i, condition) in status.conditions.iter().flatten().enumerate() {
             condition.validate(&path.index(i), &mut errors);
         }

@@ -41,20 +41,10 @@ pub const WORKLOAD_PHASE_EXITED: &str = "Exited";
     derive = "PartialEq",
     derive = "Default",
     doc = "An edge device managed by Flotta.",
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(
-        name = "Commit",
-        type_ = "string",
-        json_path = ".status.upgradeInformation.currentCommitID",
-        priority = 1
-    ),
-    printcolumn(
-        name = "Synced",
-        type_ = "string",
-        json_path = ".status.lastSyncedResourceVersion",
-        priority = 1
-    ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Commit","type":"string","priority":1,"jsonPath":".status.upgradeInformation.currentCommitID"}"#,
+    printcolumn = r#"{"name":"Synced","type":"string","priority":1,"jsonPath":".status.lastSyncedResourceVersion"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct EdgeDeviceSpec {
@@ -98,7 +88,11 @@ pub struct EdgeDeviceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workloads: Option<Vec<DeviceWorkload>>,
     /// Playbook executions of the device (capitalised JSON key, as in Flotta).
-    #[serde(rename = "PlaybookExec", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "PlaybookExec",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub playbook_executions: Option<Vec<PlaybookExec>>,
     /// Name of the ObjectBucketClaim created for the device.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,12 +176,17 @@ pub fn validate_edge_device(device: &EdgeDevice) -> Vec<FieldError> {
         let has_secret = s3.secret_name.as_deref().is_some_and(|s| !s.is_empty());
         let has_config_map = s3.config_map_name.as_deref().is_some_and(|s| !s.is_empty());
         if has_secret || has_config_map {
-            errors.push(spec.child("storage").child("s3").child("createOBC").invalid(
-                true,
-                "createOBC=true is invalid when spec.storage.s3.secretName or \
+            errors.push(
+                spec.child("storage")
+                    .child("s3")
+                    .child("createOBC")
+                    .invalid(
+                        true,
+                        "createOBC=true is invalid when spec.storage.s3.secretName or \
                  spec.storage.s3.configMapName is set; either set createOBC=false or remove \
                  secretName and configMapName",
-            ));
+                    ),
+            );
         }
     }
 

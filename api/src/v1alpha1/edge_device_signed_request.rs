@@ -44,9 +44,9 @@ pub const EDSR_CONDITION_TYPES: [&str; 3] = [
     derive = "PartialEq",
     derive = "Default",
     doc = "An edge device's enrolment request; approving it creates the EdgeDevice.",
-    printcolumn(name = "TargetNamespace", type_ = "string", json_path = ".spec.targetNamespace"),
-    printcolumn(name = "Approved", type_ = "boolean", json_path = ".spec.approved"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"TargetNamespace","type":"string","jsonPath":".spec.targetNamespace"}"#,
+    printcolumn = r#"{"name":"Approved","type":"boolean","jsonPath":".spec.approved"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("required" = ["targetNamespace"]))]

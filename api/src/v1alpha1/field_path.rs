@@ -91,8 +91,12 @@ pub(crate) fn require_non_empty(value: &str, path: &FieldPath, errors: &mut Vec<
 }
 
 /// Reports `Invalid` when an optional number is below `minimum`.
-pub(crate) fn check_minimum<T>(value: Option<T>, minimum: T, path: &FieldPath, errors: &mut Vec<FieldError>)
-where
+pub(crate) fn check_minimum<T>(
+    value: Option<T>,
+    minimum: T,
+    path: &FieldPath,
+    errors: &mut Vec<FieldError>,
+) where
     T: PartialOrd + std::fmt::Display + Copy,
 {
     if let Some(v) = value
@@ -115,7 +119,10 @@ pub(crate) fn check_range<T>(
     if let Some(v) = value
         && (v < minimum || v > maximum)
     {
-        errors.push(path.invalid(v, &format!("must be between {minimum} and {maximum}, inclusive")));
+        errors.push(path.invalid(
+            v,
+            &format!("must be between {minimum} and {maximum}, inclusive"),
+        ));
     }
 }
 
@@ -130,7 +137,10 @@ mod tests {
             .key("syslog")
             .child("syslogConfig");
         assert_eq!(p.to_string(), "spec.logCollection[syslog].syslogConfig");
-        let p = FieldPath::root("spec").child("containers").index(3).child("name");
+        let p = FieldPath::root("spec")
+            .child("containers")
+            .index(3)
+            .child("name");
         assert_eq!(p.to_string(), "spec.containers[3].name");
     }
 
@@ -146,6 +156,9 @@ mod tests {
         check_minimum(Some(-1), 0, &p, &mut errors);
         assert_eq!(errors.len(), 2);
         assert!(errors.iter().all(|e| e.kind == FieldErrorKind::Invalid));
-        assert_eq!(errors[0].message, "Invalid value: 65536: must be between 0 and 65535, inclusive");
+        assert_eq!(
+            errors[0].message,
+            "Invalid value: 65536: must be between 0 and 65535, inclusive"
+        );
     }
 }

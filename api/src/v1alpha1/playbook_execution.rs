@@ -35,8 +35,8 @@ pub const PLAYBOOK_EXECUTION_COMPLETED_WITH_ERROR: &str = "CompletedWithError";
     derive = "PartialEq",
     derive = "Default",
     doc = "One execution of an ansible playbook on one edge device.",
-    printcolumn(name = "Attempt", type_ = "integer", json_path = ".spec.executionAttempt"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"Attempt","type":"integer","jsonPath":".spec.executionAttempt"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PlaybookExecutionSpec {

@@ -18,15 +18,12 @@ pub fn object_schema<K: CustomResourceExt>() -> Value {
         .and_then(|v| v.schema.as_ref())
         .and_then(|s| s.open_api_v3_schema.as_ref())
         .and_then(|s| serde_json::to_value(s).ok());
-    let mut schema = match derived {
-        Some(Value::Object(schema)) => schema,
-        // Every kind here derives its schema; this keeps the function total all the same.
-        _ => return json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+    // Every kind here derives its schema; the fallback keeps the function total all the same.
+    let Some(Value::Object(mut schema)) = derived else {
+        return json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
     };
     schema.insert("type".into(), json!("object"));
-    let properties = schema
-        .entry("properties")
-        .or_insert_with(|| json!({}));
+    let properties = schema.entry("properties").or_insert_with(|| json!({}));
     if let Value::Object(properties) = properties {
         properties.insert(
             "apiVersion".into(),
@@ -72,7 +69,10 @@ pub(crate) fn pod_spec(schema: &mut Schema) {
                 json!(["containerPort", "protocol"]),
             );
             // A list-map key must be required or defaulted; Kubernetes defaults it to TCP.
-            if let Some(Value::Object(protocol)) = ports.get_mut("items").and_then(|i| i.pointer_mut("/properties/protocol")) {
+            if let Some(Value::Object(protocol)) = ports
+                .get_mut("items")
+                .and_then(|i| i.pointer_mut("/properties/protocol"))
+            {
                 protocol.insert("default".into(), json!("TCP"));
             }
         }

@@ -101,7 +101,10 @@ impl<'a> Collection<'a> {
             ));
         }
         let api_version = self.def.api_version();
-        for (field, want) in [("apiVersion", api_version.as_str()), ("kind", self.def.kind)] {
+        for (field, want) in [
+            ("apiVersion", api_version.as_str()),
+            ("kind", self.def.kind),
+        ] {
             match obj.get(field) {
                 None | Some(Value::Null) => {}
                 Some(Value::String(s)) if s == want => {}
@@ -125,7 +128,9 @@ impl<'a> Collection<'a> {
         validation: FieldValidation,
         warnings: &mut Vec<String>,
     ) -> Result<Value, ApiError> {
-        let name = object::meta_str(obj, "name").unwrap_or_default().to_string();
+        let name = object::meta_str(obj, "name")
+            .unwrap_or_default()
+            .to_string();
         let mut errs = object::validate_metadata(obj);
         let canonical = match self.def.strategy.validate(obj) {
             Ok(c) => Some(c),
@@ -212,7 +217,12 @@ impl<'a> Collection<'a> {
         meta.insert("uid".into(), json!(object::new_uid()));
         meta.insert("creationTimestamp".into(), json!(object::now()));
         meta.insert("generation".into(), json!(1));
-        for field in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+        for field in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ] {
             meta.remove(field);
         }
         if self.def.has_status {
@@ -222,7 +232,9 @@ impl<'a> Collection<'a> {
         }
         let mut warnings = Vec::new();
         let canonical = self.canonicalize(&obj, opts.field_validation, &mut warnings)?;
-        let name = object::meta_str(&canonical, "name").unwrap_or_default().to_string();
+        let name = object::meta_str(&canonical, "name")
+            .unwrap_or_default()
+            .to_string();
         if let Some(ns) = namespace {
             if let Some(msg) = object::validate_namespace(ns) {
                 return Err(self.invalid(
@@ -323,7 +335,9 @@ impl<'a> Collection<'a> {
             let result = if being_deleted && object::finalizers(&next).is_empty() {
                 self.store.delete(&key, kv.mod_revision).await
             } else {
-                self.store.update(&key, encode(&next)?, kv.mod_revision).await
+                self.store
+                    .update(&key, encode(&next)?, kv.mod_revision)
+                    .await
             };
             match result {
                 Ok(rev) => {
@@ -352,7 +366,9 @@ impl<'a> Collection<'a> {
         opts: &QueryOptions,
         warnings: &mut Vec<String>,
     ) -> Result<Value, ApiError> {
-        let name = object::meta_str(current, "name").unwrap_or_default().to_string();
+        let name = object::meta_str(current, "name")
+            .unwrap_or_default()
+            .to_string();
         if let Some(body_name) = object::meta_str(&desired, "name") {
             if !body_name.is_empty() && body_name != name {
                 return Err(ApiError::BadRequest(format!(
@@ -507,7 +523,11 @@ impl<'a> Collection<'a> {
                 meta.insert("deletionTimestamp".into(), json!(object::now()));
                 meta.insert("deletionGracePeriodSeconds".into(), json!(0));
                 meta.remove("resourceVersion");
-                match self.store.update(&key, encode(&next)?, kv.mod_revision).await {
+                match self
+                    .store
+                    .update(&key, encode(&next)?, kv.mod_revision)
+                    .await
+                {
                     Ok(rev) => {
                         object::meta_mut(&mut next)
                             .insert("resourceVersion".into(), json!(rev.to_string()));
@@ -580,7 +600,9 @@ impl DeleteOptions {
                     vec![FieldError::new(
                         FieldErrorKind::NotSupported,
                         "propagationPolicy",
-                        format!("Unsupported value: {policy:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""),
+                        format!(
+                            "Unsupported value: {policy:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+                        ),
                     )],
                 ));
             }

@@ -65,7 +65,9 @@ pub enum ApiError {
     #[error("{0}")]
     Expired(String),
     /// A list continue token is older than the retained history.
-    #[error("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")]
+    #[error(
+        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."
+    )]
     ContinueExpired {
         /// A token that continues at the latest revision.
         fresh_token: String,
@@ -160,9 +162,9 @@ impl ApiError {
             "code": code.as_u16(),
         });
         let details = match self {
-            ApiError::NotFound(t) | ApiError::AlreadyExists(t) | ApiError::Conflict { target: t, .. } => {
-                Some(t.details())
-            }
+            ApiError::NotFound(t)
+            | ApiError::AlreadyExists(t)
+            | ApiError::Conflict { target: t, .. } => Some(t.details()),
             ApiError::Invalid {
                 group,
                 kind,

@@ -23,13 +23,15 @@ impl Filter {
     /// Compiles the selectors of a request; a malformed one or an unknown field is a 400.
     pub fn from_options(opts: &QueryOptions) -> Result<Filter, ApiError> {
         let labels = match opts.label_selector.as_deref() {
-            Some(s) => Selector::parse(s)
-                .map_err(|e| ApiError::BadRequest(format!("unable to parse labelSelector {s:?}: {e}")))?,
+            Some(s) => Selector::parse(s).map_err(|e| {
+                ApiError::BadRequest(format!("unable to parse labelSelector {s:?}: {e}"))
+            })?,
             None => Selector::everything(),
         };
         let fields = match opts.field_selector.as_deref() {
-            Some(s) => FieldSelector::parse(s)
-                .map_err(|e| ApiError::BadRequest(format!("unable to parse fieldSelector {s:?}: {e}")))?,
+            Some(s) => FieldSelector::parse(s).map_err(|e| {
+                ApiError::BadRequest(format!("unable to parse fieldSelector {s:?}: {e}"))
+            })?,
             None => FieldSelector::everything(),
         };
         for r in fields.requirements() {
@@ -90,13 +92,20 @@ mod tests {
     #[test]
     fn label_and_field_selectors_combine() {
         let obj = json!({"metadata": {"name": "d1", "namespace": "ns", "labels": {"env": "prod"}}});
-        let f = Filter::from_options(&opts(Some("env in (prod,stage),!legacy"), Some("metadata.name=d1"))).unwrap();
+        let f = Filter::from_options(&opts(
+            Some("env in (prod,stage),!legacy"),
+            Some("metadata.name=d1"),
+        ))
+        .unwrap();
         assert!(f.matches(&obj));
         let f = Filter::from_options(&opts(Some("env=dev"), None)).unwrap();
         assert!(!f.matches(&obj));
         let f = Filter::from_options(&opts(None, Some("metadata.namespace!=ns"))).unwrap();
         assert!(!f.matches(&obj));
-        let f = Filter::from_options(&opts(None, None)).unwrap().with_name("d2").unwrap();
+        let f = Filter::from_options(&opts(None, None))
+            .unwrap()
+            .with_name("d2")
+            .unwrap();
         assert!(!f.matches(&obj));
     }
 

@@ -106,7 +106,11 @@ pub async fn core_versions() -> Response {
 
 /// `GET /apis`.
 pub async fn groups(State(state): State<RestState>) -> Response {
-    json_response(StatusCode::OK, &discovery::api_group_list(&state.registry), &[])
+    json_response(
+        StatusCode::OK,
+        &discovery::api_group_list(&state.registry),
+        &[],
+    )
 }
 
 /// `GET /apis/{group}`.
@@ -214,9 +218,8 @@ async fn serve(
     let ns = path.namespace.as_deref();
     let collection = Collection::new(state.store.as_ref(), def.as_ref());
     let render_one = |obj: Value| render::object(&def, obj, repr, opts.include_object);
-    let written = |code: StatusCode, w: Written| {
-        json_response(code, &render_one(w.object), &w.warnings)
-    };
+    let written =
+        |code: StatusCode, w: Written| json_response(code, &render_one(w.object), &w.warnings);
     match (&method, path.name.as_deref()) {
         (&Method::GET, None) if opts.watch || path.watch_prefix => {
             let filter = Filter::from_options(&opts)?;

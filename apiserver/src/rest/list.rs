@@ -203,16 +203,18 @@ impl Collection<'_> {
         filter: &Filter,
         dry_run: bool,
     ) -> Result<Page, ApiError> {
-        let page = self.list(namespace, &QueryOptions::default(), filter).await?;
+        let page = self
+            .list(namespace, &QueryOptions::default(), filter)
+            .await?;
         let mut deleted = Vec::with_capacity(page.items.len());
         for obj in &page.items {
             let name = super::object::meta_str(obj, "name").unwrap_or_default();
             let ns = super::object::meta_str(obj, "namespace");
             let options = super::collection::DeleteOptions::default();
             match self.delete(ns, name, &options, dry_run).await {
-                Ok(super::collection::Deleted::Gone(o) | super::collection::Deleted::Pending(o)) => {
-                    deleted.push(o)
-                }
+                Ok(
+                    super::collection::Deleted::Gone(o) | super::collection::Deleted::Pending(o),
+                ) => deleted.push(o),
                 // Deleted by someone else meanwhile: nothing left to do for it.
                 Err(ApiError::NotFound(_)) => {}
                 Err(e) => return Err(e),
@@ -233,7 +235,10 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_reject_tampering() {
         let t = encode_token(42, "ns/dev-1\u{0}");
-        assert_eq!(decode_token(&t).unwrap(), (Some(42), "ns/dev-1\u{0}".to_string()));
+        assert_eq!(
+            decode_token(&t).unwrap(),
+            (Some(42), "ns/dev-1\u{0}".to_string())
+        );
         let t = encode_token(-1, "a");
         assert_eq!(decode_token(&t).unwrap(), (None, "a".to_string()));
         assert!(decode_token("not-base64!").is_err());

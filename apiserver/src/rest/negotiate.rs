@@ -122,6 +122,9 @@ mod tests {
             decode_body(Some("application/vnd.kubernetes.protobuf"), b""),
             Err(ApiError::UnsupportedMediaType(_))
         ));
-        assert!(matches!(decode_body(None, b"{"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            decode_body(None, b"{"),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 }

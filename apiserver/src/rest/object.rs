@@ -65,7 +65,9 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
 
 /// The current time as Kubernetes writes timestamps (RFC 3339, second precision, UTC).
 pub fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// A new object uid.
@@ -223,7 +225,9 @@ pub fn spec_changed(old: &Value, new: &Value) -> bool {
         v.as_object()
             .map(|m| {
                 m.iter()
-                    .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind"))
+                    .filter(|(k, _)| {
+                        !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind")
+                    })
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect()
             })
@@ -301,7 +305,10 @@ mod tests {
     fn unknown_fields_are_reported_with_paths() {
         let input = json!({"spec": {"a": 1, "bogus": 2, "list": [{"x": 1, "y": 2}]}, "gone": null});
         let canonical = json!({"spec": {"a": 1, "list": [{"x": 1}]}});
-        assert_eq!(unknown_fields(&input, &canonical), vec!["spec.bogus", "spec.list[0].y"]);
+        assert_eq!(
+            unknown_fields(&input, &canonical),
+            vec!["spec.bogus", "spec.list[0].y"]
+        );
     }
 
     #[test]

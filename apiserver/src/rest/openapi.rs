@@ -1575,4 +1575,88 @@ mod tests {
         );
         assert_refs_resolve(&doc, "#/components/schemas/", "/components/schemas");
     }
+
+    #[test]
+    fn flotta_kinds_publish_complete_documents() {
+        let reg = crate::resources::flotta();
+        let gv = "apis/management.project-flotta.io/v1alpha1";
+        let kinds = [
+            ("EdgeDevice", "edgedevices"),
+            ("EdgeDeviceSet", "edgedevicesets"),
+            ("EdgeWorkload", "edgeworkloads"),
+            ("EdgeDeviceSignedRequest", "edgedevicesignedrequests"),
+            ("EdgeConfig", "edgeconfigs"),
+            ("PlaybookExecution", "playbookexecutions"),
+        ];
+        assert_eq!(reg.all().len(), kinds.len());
+
+        let discovery = crate::rest::discovery::api_resource_list(
+            &reg,
+            "management.project-flotta.io",
+            "v1alpha1",
+        )
+        .expect("discovery");
+        let names: Vec<&str> = discovery["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        for (_, plural) in kinds {
+            assert!(names.contains(&plural), "{plural} missing from {names:?}");
+            let status = format!("{plural}/status");
+            assert!(names.contains(&status.as_str()), "{status} missing");
+        }
+
+        let docs = OpenApiDocs::build(&reg);
+        let root = parse(docs.v3_root().0);
+        assert!(root["paths"].get(gv).is_some(), "{root}");
+        let v3 = v3_doc(&docs, gv);
+        let v2 = parse(docs.v2().0);
+        assert_refs_resolve(&v3, "#/components/schemas/", "/components/schemas");
+        assert_refs_resolve(&v2, "#/definitions/", "/definitions");
+        for keyword in ["nullable", "anyOf", "oneOf"] {
+            assert!(!has_keyword(&v2["definitions"], keyword), "{keyword} in v2");
+        }
+        for (kind, plural) in kinds {
+            let name = format!("io.project-flotta.management.v1alpha1.{kind}");
+            for (doc, table) in [(&v3, "/components/schemas"), (&v2, "/definitions")] {
+                let schema = doc
+                    .pointer(table)
+                    .and_then(|t| t.get(&name))
+                    .unwrap_or_else(|| panic!("{name} missing"));
+                assert_eq!(
+                    schema["x-kubernetes-group-version-kind"],
+                    json!([{"group": "management.project-flotta.io", "version": "v1alpha1", "kind": kind}])
+                );
+            }
+            let item = format!(
+                "/apis/management.project-flotta.io/v1alpha1/namespaces/{{namespace}}/{plural}/{{name}}"
+            );
+            let content = v3["paths"][&item]["patch"]["requestBody"]["content"]
+                .as_object()
+                .unwrap_or_else(|| panic!("no PATCH on {item}"));
+            assert_eq!(content.len(), 3);
+            assert!(!content.contains_key("application/strategic-merge-patch+json"));
+            assert!(v3["paths"][format!("{item}/status")]["put"].is_object());
+            assert!(
+                v3["paths"][format!("/apis/management.project-flotta.io/v1alpha1/{plural}")]["get"]
+                    .is_object()
+            );
+        }
+        // What `kubectl explain edgedevice.spec.heartbeat.periodSeconds` walks.
+        let device =
+            &v3["components"]["schemas"]["io.project-flotta.management.v1alpha1.EdgeDevice"];
+        assert!(
+            device
+                .pointer("/properties/spec/properties/heartbeat/properties/periodSeconds/type")
+                .is_some(),
+            "{device}"
+        );
+        assert!(
+            !std::str::from_utf8(docs.v2().0)
+                .expect("utf-8")
+                .contains("strategic-merge-patch")
+        );
+    }
 }

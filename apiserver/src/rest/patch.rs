@@ -70,7 +70,11 @@ impl Patch {
             Patch::Json(p) => json_patch::patch(&mut doc, p).map_err(|e| {
                 ApiError::invalid_options(
                     "Patch",
-                    vec![FieldError::new(FieldErrorKind::Invalid, "patch", e.to_string())],
+                    vec![FieldError::new(
+                        FieldErrorKind::Invalid,
+                        "patch",
+                        e.to_string(),
+                    )],
                 )
             })?,
             Patch::Merge(p) => json_patch::merge(&mut doc, p),
@@ -148,8 +152,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.apply(&current).unwrap()["spec"]["x"], 5);
-        let p = Patch::decode(Some("application/merge-patch+json"), br#"{"spec":{"y":null}}"#)
-            .unwrap();
+        let p = Patch::decode(
+            Some("application/merge-patch+json"),
+            br#"{"spec":{"y":null}}"#,
+        )
+        .unwrap();
         assert_eq!(p.apply(&current).unwrap()["spec"], json!({"x": 1}));
     }
 

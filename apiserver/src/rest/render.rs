@@ -43,18 +43,62 @@ pub fn column_definitions(def: &ResourceDef) -> Vec<Value> {
     cols
 }
 
+/// A duration in seconds the way `kubectl` shows ages: `45s`, `3m20s`, `5h`, `12d`, `2y`.
+pub fn human_duration(seconds: i64) -> String {
+    if seconds < -1 {
+        return "<invalid>".into();
+    }
+    let s = seconds.max(0);
+    let (m, h) = (s / 60, s / 3600);
+    let (d, y) = (h / 24, h / (24 * 365));
+    let with_rest = |big: i64, unit: &str, rest: i64, rest_unit: &str| {
+        if rest == 0 {
+            format!("{big}{unit}")
+        } else {
+            format!("{big}{unit}{rest}{rest_unit}")
+        }
+    };
+    match () {
+        _ if s < 120 => format!("{s}s"),
+        _ if m < 10 => with_rest(m, "m", s % 60, "s"),
+        _ if m < 180 => format!("{m}m"),
+        _ if h < 8 => with_rest(h, "h", m % 60, "m"),
+        _ if h < 48 => format!("{h}h"),
+        _ if h < 24 * 8 => with_rest(d, "d", h % 24, "h"),
+        _ if h < 24 * 365 * 2 => format!("{d}d"),
+        _ if h < 24 * 365 * 8 => with_rest(y, "y", d % 365, "d"),
+        _ => format!("{y}y"),
+    }
+}
+
+/// A `date` cell: the age of the timestamp, as the server renders CRD printer columns.
+fn age_cell(value: &Value) -> Value {
+    let Some(ts) = value
+        .as_str()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+    else {
+        return json!("<unknown>");
+    };
+    let seconds = jiff::Timestamp::now().as_second() - ts.as_second();
+    json!(human_duration(seconds))
+}
+
 /// One Table row.
 fn row(def: &ResourceDef, obj: &Value, include: IncludeObject) -> Value {
     let meta = obj.get("metadata");
     let mut cells = vec![meta.and_then(|m| m.get("name")).cloned().unwrap_or(Value::Null)];
     let mut kind_cells = def.strategy.cells(obj);
     kind_cells.resize(def.columns.len(), Value::Null);
+    for (cell, column) in kind_cells.iter_mut().zip(&def.columns) {
+        if column.type_ == "date" {
+            *cell = age_cell(cell);
+        }
+    }
     cells.extend(kind_cells);
-    cells.push(
+    cells.push(age_cell(
         meta.and_then(|m| m.get("creationTimestamp"))
-            .cloned()
-            .unwrap_or(Value::Null),
-    );
+            .unwrap_or(&Value::Null),
+    ));
     let mut row = json!({"cells": cells});
     match include {
         IncludeObject::None => {}
@@ -89,7 +133,12 @@ pub fn table(
 }
 
 /// A single object in `repr`.
-pub fn object(def: &ResourceDef, obj: Value, repr: Representation, include: IncludeObject) -> Value {
+pub fn object(
+    def: &ResourceDef,
+    obj: Value,
+    repr: Representation,
+    include: IncludeObject,
+) -> Value {
     match repr {
         Representation::Object => obj,
         Representation::Metadata => partial(&obj),
@@ -100,7 +149,14 @@ pub fn object(def: &ResourceDef, obj: Value, repr: Representation, include: Incl
                 .and_then(Value::as_str)
                 .and_then(|rv| rv.parse().ok())
                 .unwrap_or(0);
-            table(def, std::slice::from_ref(&obj), include, revision, None, true)
+            table(
+                def,
+                std::slice::from_ref(&obj),
+                include,
+                revision,
+                None,
+                true,
+            )
         }
     }
 }
@@ -146,4 +202,32 @@ pub fn delete_success(def: &ResourceDef, obj: &Value) -> Value {
             "uid": meta.and_then(|m| m.get("uid")).cloned().unwrap_or(Value::Null),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_like_kubectl() {
+        assert_eq!(human_duration(-5), "<invalid>");
+        assert_eq!(human_duration(-1), "0s");
+        assert_eq!(human_duration(59), "59s");
+        assert_eq!(human_duration(119), "119s");
+        assert_eq!(human_duration(200), "3m20s");
+        assert_eq!(human_duration(300), "5m");
+        assert_eq!(human_duration(3600), "60m");
+        assert_eq!(human_duration(4 * 3600 + 60), "4h1m");
+        assert_eq!(human_duration(30 * 3600), "30h");
+        assert_eq!(human_duration(3 * 86400 + 3600), "3d1h");
+        assert_eq!(human_duration(100 * 86400), "100d");
+        assert_eq!(human_duration(3 * 365 * 86400 + 86400), "3y1d");
+        assert_eq!(human_duration(10 * 365 * 86400), "10y");
+    }
+
+    #[test]
+    fn missing_dates_are_unknown() {
+        assert_eq!(age_cell(&Value::Null), json!("<unknown>"));
+        assert_eq!(age_cell(&json!("2000-01-01T00:00:00Z")), json!(human_duration(jiff::Timestamp::now().as_second() - 946_684_800)));
+    }
 }

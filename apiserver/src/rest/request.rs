@@ -262,7 +262,10 @@ mod tests {
     fn query_options_validate_values() {
         let mut q = HashMap::new();
         q.insert("dryRun".to_string(), "Some".to_string());
-        assert!(matches!(QueryOptions::parse(&q), Err(ApiError::Invalid { .. })));
+        assert!(matches!(
+            QueryOptions::parse(&q),
+            Err(ApiError::Invalid { .. })
+        ));
         q.insert("dryRun".to_string(), "All".to_string());
         q.insert("limit".to_string(), "5".to_string());
         q.insert("watch".to_string(), "1".to_string());
@@ -270,6 +273,9 @@ mod tests {
         assert!(o.dry_run && o.watch);
         assert_eq!(o.limit, 5);
         q.insert("watch".to_string(), "maybe".to_string());
-        assert!(matches!(QueryOptions::parse(&q), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            QueryOptions::parse(&q),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 }

@@ -89,7 +89,11 @@ impl ResourceDef {
 
     /// The store key prefix of every object of this kind, ending in `/`.
     pub fn key_prefix(&self) -> String {
-        let group = if self.group.is_empty() { "core" } else { self.group };
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            self.group
+        };
         format!("/registry/{group}/{}/", self.plural)
     }
 }

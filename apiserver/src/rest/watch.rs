@@ -53,10 +53,7 @@ pub struct WatchRequest {
 }
 
 fn watch_option_error(field: &str, kind: FieldErrorKind, message: &str) -> ApiError {
-    ApiError::invalid_options(
-        "ListOptions",
-        vec![FieldError::new(kind, field, message)],
-    )
+    ApiError::invalid_options("ListOptions", vec![FieldError::new(kind, field, message)])
 }
 
 /// Validates the options, reads the initial state if asked, and starts the stream.
@@ -64,7 +61,10 @@ fn watch_option_error(field: &str, kind: FieldErrorKind, message: &str) -> ApiEr
 /// reported as an ERROR event, as Kubernetes does once a watch is accepted.
 pub async fn start(req: WatchRequest) -> Result<Body, ApiError> {
     let opts = &req.opts;
-    match (opts.send_initial_events, opts.resource_version_match.as_deref()) {
+    match (
+        opts.send_initial_events,
+        opts.resource_version_match.as_deref(),
+    ) {
         (None, Some(_)) => {
             return Err(watch_option_error(
                 "resourceVersionMatch",

@@ -42,7 +42,9 @@ fn parses_each_operator() {
         [("metadata.name", FieldOp::NotEquals, "dev1")]
     );
     assert_eq!(
-        triples(&parse("status.phase=Running,metadata.namespace!=kube-system")),
+        triples(&parse(
+            "status.phase=Running,metadata.namespace!=kube-system"
+        )),
         [
             ("metadata.namespace", FieldOp::NotEquals, "kube-system"),
             ("status.phase", FieldOp::Equals, "Running"),

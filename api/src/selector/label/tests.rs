@@ -61,7 +61,8 @@ fn parses_every_operator() {
 #[test]
 fn matches_each_operator_like_kubernetes() {
     // (selector, labels, expected)
-    let cases: &[(&str, &[(&str, &str)], bool)] = &[
+    type Case = (&'static str, &'static [(&'static str, &'static str)], bool);
+    let cases: &[Case] = &[
         ("a=b", &[("a", "b")], true),
         ("a=b", &[("a", "c")], false),
         ("a=b", &[], false),
@@ -92,8 +93,16 @@ fn matches_each_operator_like_kubernetes() {
         ("a<5", &[], false),
         ("a=b,c", &[("a", "b"), ("c", "")], true),
         ("a=b,c", &[("a", "b")], false),
-        ("example.com/tier in (web),!legacy", &[("example.com/tier", "web")], true),
-        ("example.com/tier in (web),!legacy", &[("example.com/tier", "web"), ("legacy", "1")], false),
+        (
+            "example.com/tier in (web),!legacy",
+            &[("example.com/tier", "web")],
+            true,
+        ),
+        (
+            "example.com/tier in (web),!legacy",
+            &[("example.com/tier", "web"), ("legacy", "1")],
+            false,
+        ),
     ];
     for (text, pairs, expected) in cases {
         assert_eq!(
@@ -140,7 +149,10 @@ fn tolerates_whitespace_like_kubernetes() {
 #[test]
 fn keywords_are_identifiers_outside_operator_position() {
     let r = single("in=notin");
-    assert_eq!((r.key(), r.operator(), r.values()), ("in", Operator::Equals, &["notin".to_owned()][..]));
+    assert_eq!(
+        (r.key(), r.operator(), r.values()),
+        ("in", Operator::Equals, &["notin".to_owned()][..])
+    );
     let r = single("in in (in, notin)");
     assert_eq!((r.key(), r.operator()), ("in", Operator::In));
     assert_eq!(r.values(), ["in", "notin"]);
@@ -193,7 +205,12 @@ fn invalid_keys_are_rejected() {
         long_prefix.as_str(),
     ];
     for key in bad {
-        for text in [key.to_owned(), format!("{key}=v"), format!("!{key}"), format!("{key} in (v)")] {
+        for text in [
+            key.to_owned(),
+            format!("{key}=v"),
+            format!("!{key}"),
+            format!("{key} in (v)"),
+        ] {
             match Selector::parse(&text) {
                 Err(SelectorError::InvalidKey { key: k, .. }) => assert_eq!(k, key),
                 other => panic!("{text:?}: expected an invalid-key error, got {other:?}"),
@@ -202,7 +219,15 @@ fn invalid_keys_are_rejected() {
     }
     let ok_name = "n".repeat(63);
     let ok_prefix = format!("{}.com/a", "p".repeat(249));
-    for key in ["a", "A.b-c_d", "9", "example.com/MyName", "a-b.c/x", ok_name.as_str(), ok_prefix.as_str()] {
+    for key in [
+        "a",
+        "A.b-c_d",
+        "9",
+        "example.com/MyName",
+        "a-b.c/x",
+        ok_name.as_str(),
+        ok_prefix.as_str(),
+    ] {
         assert!(validate_label_key(key).is_ok(), "{key}");
         assert_eq!(single(key).key(), key);
     }
@@ -229,7 +254,10 @@ fn invalid_values_are_rejected() {
     assert!(Selector::parse(&format!("a={}", "v".repeat(63))).is_ok());
     for text in ["a>b", "a<1.5", "a>", "a>99999999999999999999"] {
         assert!(
-            matches!(Selector::parse(text), Err(SelectorError::InvalidValue { .. })),
+            matches!(
+                Selector::parse(text),
+                Err(SelectorError::InvalidValue { .. })
+            ),
             "{text}"
         );
     }
@@ -241,7 +269,12 @@ fn syntax_errors_name_the_token_and_position() {
     let cases: &[(&str, usize, &str, &str)] = &[
         // `in`/`notin` without parentheses, or unterminated.
         ("a in x", 5, "'x'", "'(' to start the list of values"),
-        ("a in", 4, "end of string", "'(' to start the list of values"),
+        (
+            "a in",
+            4,
+            "end of string",
+            "'(' to start the list of values",
+        ),
         ("a notin x,y", 8, "'x'", "'(' to start the list of values"),
         ("a in (x", 7, "end of string", "',' or ')'"),
         ("a in (x,", 8, "end of string", "a value, ',' or ')'"),
@@ -261,8 +294,18 @@ fn syntax_errors_name_the_token_and_position() {
         ("!a=b", 2, "'='", "',' or end of string"),
         ("!a in (x)", 3, "'in'", "',' or end of string"),
         // Operators.
-        ("a b", 2, "'b'", "an operator ('=', '==', '!=', 'in', 'notin', '>', '<'), ',' or end of string"),
-        ("a (x)", 2, "'('", "an operator ('=', '==', '!=', 'in', 'notin', '>', '<'), ',' or end of string"),
+        (
+            "a b",
+            2,
+            "'b'",
+            "an operator ('=', '==', '!=', 'in', 'notin', '>', '<'), ',' or end of string",
+        ),
+        (
+            "a (x)",
+            2,
+            "'('",
+            "an operator ('=', '==', '!=', 'in', 'notin', '>', '<'), ',' or end of string",
+        ),
         ("a=b=c", 3, "'='", "',' or end of string"),
         ("a===b", 3, "'='", "a value, ',' or end of string"),
         ("a=(b)", 2, "'('", "a value, ',' or end of string"),
@@ -339,11 +382,12 @@ fn requirement_new_checks_the_number_of_values() {
 
 #[test]
 fn converts_label_selectors() {
-    let expression = |key: &str, operator: &str, values: Option<&[&str]>| LabelSelectorRequirement {
-        key: key.to_owned(),
-        operator: operator.to_owned(),
-        values: values.map(|vs| vs.iter().map(|s| (*s).to_owned()).collect()),
-    };
+    let expression =
+        |key: &str, operator: &str, values: Option<&[&str]>| LabelSelectorRequirement {
+            key: key.to_owned(),
+            operator: operator.to_owned(),
+            values: values.map(|vs| vs.iter().map(|s| (*s).to_owned()).collect()),
+        };
     let selector = LabelSelector {
         match_labels: Some(labels(&[("tier", "web"), ("app", "cam")])),
         match_expressions: Some(vec![
@@ -359,7 +403,12 @@ fn converts_label_selectors() {
         "app=cam,env notin (dev),gpu,!legacy,tier=web,zone in (a,b)"
     );
     assert_eq!(converted, parse(&converted.to_string()));
-    assert!(converted.matches(&labels(&[("app", "cam"), ("tier", "web"), ("zone", "a"), ("gpu", "")])));
+    assert!(converted.matches(&labels(&[
+        ("app", "cam"),
+        ("tier", "web"),
+        ("zone", "a"),
+        ("gpu", "")
+    ])));
     assert!(!converted.matches(&labels(&[("app", "cam"), ("tier", "web"), ("zone", "a")])));
     assert_eq!(Selector::try_from(&selector), Ok(converted));
 
@@ -369,7 +418,11 @@ fn converts_label_selectors() {
         match_labels: Some(BTreeMap::new()),
         match_expressions: Some(Vec::new()),
     };
-    assert!(Selector::from_label_selector(&empty_lists).unwrap().is_empty());
+    assert!(
+        Selector::from_label_selector(&empty_lists)
+            .unwrap()
+            .is_empty()
+    );
 
     let failing = |e: LabelSelectorRequirement| {
         Selector::from_label_selector(&LabelSelector {
@@ -508,7 +561,11 @@ fn render_by_hand(specs: &[(String, Operator, Vec<String>)], style: &[u8]) -> St
     for (i, (key, operator, values)) in specs.iter().enumerate() {
         let (a, b, c) = (ws(3 * i), ws(3 * i + 1), ws(3 * i + 2));
         let first = values.first().map_or("", String::as_str);
-        let eq = if style.get(i).is_some_and(|s| s % 2 == 0) { "==" } else { "=" };
+        let eq = if style.get(i).is_some_and(|s| s % 2 == 0) {
+            "=="
+        } else {
+            "="
+        };
         parts.push(match operator {
             Operator::Equals => format!("{a}{key}{b}{eq}{c}{first}{a}"),
             Operator::NotEquals => format!("{a}{key}{b}!={c}{first}"),
@@ -517,7 +574,11 @@ fn render_by_hand(specs: &[(String, Operator, Vec<String>)], style: &[u8]) -> St
             Operator::Exists => format!("{a}{key}{c}"),
             Operator::DoesNotExist => format!("{a}!{b}{key}"),
             Operator::In | Operator::NotIn => {
-                let word = if *operator == Operator::In { "in" } else { "notin" };
+                let word = if *operator == Operator::In {
+                    "in"
+                } else {
+                    "notin"
+                };
                 let list = values.join(&format!("{b},{c}"));
                 // A keyword must be separated from the key; `(` needs no space.
                 format!("{a}{key} {word}{b}({c}{list}{b}){a}")
@@ -528,7 +589,10 @@ fn render_by_hand(specs: &[(String, Operator, Vec<String>)], style: &[u8]) -> St
 }
 
 /// The reference evaluation, straight from the Kubernetes documentation.
-fn reference_matches(specs: &[(String, Operator, Vec<String>)], labels: &BTreeMap<String, String>) -> bool {
+fn reference_matches(
+    specs: &[(String, Operator, Vec<String>)],
+    labels: &BTreeMap<String, String>,
+) -> bool {
     specs.iter().all(|(key, operator, values)| {
         let label = labels.get(key);
         let int = |s: &str| s.parse::<i64>().ok();
@@ -539,13 +603,19 @@ fn reference_matches(specs: &[(String, Operator, Vec<String>)], labels: &BTreeMa
             Operator::NotIn => label.is_none_or(|l| !values.contains(l)),
             Operator::Exists => label.is_some(),
             Operator::DoesNotExist => label.is_none(),
-            Operator::GreaterThan => matches!((label.and_then(|l| int(l)), int(&values[0])), (Some(l), Some(v)) if l > v),
-            Operator::LessThan => matches!((label.and_then(|l| int(l)), int(&values[0])), (Some(l), Some(v)) if l < v),
+            Operator::GreaterThan => {
+                matches!((label.and_then(|l| int(l)), int(&values[0])), (Some(l), Some(v)) if l > v)
+            }
+            Operator::LessThan => {
+                matches!((label.and_then(|l| int(l)), int(&values[0])), (Some(l), Some(v)) if l < v)
+            }
         }
     })
 }
 
-fn kube_expression((key, operator, values): &(String, Operator, Vec<String>)) -> Option<Expression> {
+fn kube_expression(
+    (key, operator, values): &(String, Operator, Vec<String>),
+) -> Option<Expression> {
     let set = || values.iter().cloned().collect::<BTreeSet<_>>();
     Some(match operator {
         Operator::Equals => Expression::Equal(key.clone(), values[0].clone()),
@@ -579,6 +649,11 @@ proptest! {
         prop_assert_eq!(&parsed, &selector_of(&specs), "{:?}", text);
         for map in &maps {
             prop_assert_eq!(parsed.matches(map), reference_matches(&specs, map), "{:?} on {:?}", text, map);
+            // Each requirement alone too, so a wrong operator is not hidden by the others.
+            for spec in &specs {
+                let one = std::slice::from_ref(spec);
+                prop_assert_eq!(selector_of(one).matches(map), reference_matches(one, map), "{:?} on {:?}", spec, map);
+            }
         }
     }
 
