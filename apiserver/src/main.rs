@@ -1,6 +1,8 @@
 //! The `flotta-apiserver` binary: parses flags, sets up logging and runs
 //! [`flotta_apiserver::server::run`]. Everything else lives in the library.
 
+use std::io::IsTerminal as _;
+
 use anyhow::Context as _;
 use clap::Parser as _;
 use flotta_apiserver::config::{LogFormat, Options};
@@ -17,7 +19,8 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("invalid log filter {:?}", opts.log_level))?;
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match opts.log_format {
         LogFormat::Text => subscriber.init(),
         LogFormat::Json => subscriber.json().init(),

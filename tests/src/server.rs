@@ -219,10 +219,10 @@ impl Server {
 
     fn with_log<T>(&self, result: Result<T>) -> Result<T> {
         result.map_err(|error| {
-            error.context(format!(
-                "(server log tail)\n{}",
+            anyhow!(
+                "{error:#}\n--- server log (tail) ---\n{}",
                 self.log_tail(LOG_TAIL_LINES)
-            ))
+            )
         })
     }
 
@@ -249,9 +249,11 @@ impl Server {
         let child = Command::new(&binary)
             .arg("--data-dir")
             .arg(&data_dir)
-            .args(["--secure-port", "0", "--metrics-port", "0"])
+            .args(["--secure-port", "0", "--metrics-port", "auto"])
             .args(&self.args)
             .env("RUST_BACKTRACE", "1")
+            // The log goes to a file that people read; colour codes would only clutter it.
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(stderr))

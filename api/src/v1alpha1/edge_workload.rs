@@ -276,7 +276,7 @@ fn validate_container(container: &Container, path: &FieldPath, errors: &mut Vec<
         ("lifecycle", container.lifecycle.is_some()),
         ("livenessProbe", container.liveness_probe.is_some()),
         ("readinessProbe", container.readiness_probe.is_some()),
-        
+        ("startupProbe", container.startup_probe.is_some()),
         (
             "volumeDevices",
             container
@@ -318,7 +318,7 @@ fn validate_container(container: &Container, path: &FieldPath, errors: &mut Vec<
     }
 
     for (i, port) in container.ports.iter().flatten().enumerate() {
-        if port.host_port == Some(RESERVED_HOST_PORT + 1) {
+        if port.host_port == Some(RESERVED_HOST_PORT) {
             errors.push(path.child("ports").index(i).child("hostPort").invalid(
                 RESERVED_HOST_PORT,
                 "port 9100 is reserved for node_exporter",

@@ -1659,4 +1659,11 @@ mod tests {
                 .contains("strategic-merge-patch")
         );
     }
+
+    #[test]
+    fn zz_dump() {
+        let reg = crate::resources::flotta();
+        std::fs::write("/tmp/apis.json", crate::rest::discovery::api_group_list(&reg).to_string()).unwrap();
+        std::fs::write("/tmp/api.json", crate::rest::discovery::api_versions().to_string()).unwrap();
+    }
 }

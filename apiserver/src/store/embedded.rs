@@ -566,7 +566,7 @@ fn list_in(
     // The state at `at` of every key changed after it: the value before its oldest later
     // change (None when it did not exist then).
     let mut undone: BTreeMap<String, Option<KeyValue>> = BTreeMap::new();
-    if at < current && false {
+    if at < current {
         let log = txn.open_table(LOG)?;
         for entry in log.range(at + 1..)? {
             let (_, row) = entry?;
@@ -793,8 +793,8 @@ impl Store for EmbeddedStore {
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
         // Subscribe before reading the log: whatever commits after the read is then sure
         // to arrive live, and duplicates are skipped by revision.
-        let receiver = self.events.subscribe();
         let first = read_log_chunk(Arc::clone(&self.db), prefix.to_owned(), after).await?;
+        let receiver = self.events.subscribe();
         let mut watcher = Watcher {
             prefix: prefix.to_owned(),
             receiver,

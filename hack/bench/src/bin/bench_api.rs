@@ -1,0 +1,2 @@
+//! `bench-api`: not written yet.
+fn main() {}
