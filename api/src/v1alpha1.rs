@@ -23,6 +23,9 @@ mod name_ref;
 mod playbook_execution;
 mod schema;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
 pub use device_config::{
     ComponentMetricsConfiguration, DEFAULT_LOG_BUFFER_SIZE_KIB, DEFAULT_METRICS_INTERVAL_SECONDS,
     HARDWARE_PROFILE_SCOPE_DELTA, HARDWARE_PROFILE_SCOPE_FULL, HardwareProfileConfiguration,
@@ -73,3 +76,16 @@ pub const GROUP: &str = "management.project-flotta.io";
 pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` of every kind here.
 pub const API_VERSION: &str = "management.project-flotta.io/v1alpha1";
+
+/// The CRD-shaped descriptions of all six kinds, in a fixed order: EdgeDevice, EdgeDeviceSet,
+/// EdgeWorkload, EdgeDeviceSignedRequest, EdgeConfig, PlaybookExecution.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![
+        EdgeDevice::crd(),
+        EdgeDeviceSet::crd(),
+        EdgeWorkload::crd(),
+        EdgeDeviceSignedRequest::crd(),
+        EdgeConfig::crd(),
+        PlaybookExecution::crd(),
+    ]
+}

@@ -30,7 +30,14 @@ where
     K: DeserializeOwned + Serialize + 'static,
 {
     fn validate(&self, object: &Value) -> Result<Value, Vec<FieldError>> {
-        let typed: K = serde_path_to_error::deserialize(object).map_err(|e| {
+        // The typed kinds require `spec`; a manifest without one means an empty spec,
+        // and stays without one.
+        let spec_absent = object.get("spec").is_none_or(Value::is_null);
+        let mut object = object.clone();
+        if spec_absent {
+            object["spec"] = json!({});
+        }
+        let typed: K = serde_path_to_error::deserialize(&object).map_err(|e| {
             let path = e.path().to_string();
             vec![FieldError::new(
                 FieldErrorKind::Invalid,
@@ -42,9 +49,14 @@ where
         if !errors.is_empty() {
             return Err(errors);
         }
-        serde_json::to_value(&typed).map_err(|e| {
-            vec![FieldError::new(FieldErrorKind::Invalid, "", e.to_string())]
-        })
+        let mut canonical = serde_json::to_value(&typed)
+            .map_err(|e| vec![FieldError::new(FieldErrorKind::Invalid, "", e.to_string())])?;
+        if spec_absent && canonical.get("spec") == Some(&json!({})) {
+            if let Some(o) = canonical.as_object_mut() {
+                o.remove("spec");
+            }
+        }
+        Ok(canonical)
     }
 
     fn cells(&self, object: &Value) -> Vec<Value> {
@@ -70,7 +82,11 @@ fn at(obj: &Value, pointer: &str) -> Value {
 
 /// The number of items of the array at `pointer` (0 when absent).
 fn count(obj: &Value, pointer: &str) -> Value {
-    json!(obj.pointer(pointer).and_then(Value::as_array).map_or(0, Vec::len))
+    json!(
+        obj.pointer(pointer)
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len)
+    )
 }
 
 /// The `type` of the newest condition whose status is "True", or `fallback`.
@@ -78,7 +94,12 @@ fn condition_state(obj: &Value, pointer: &str, fallback: &str) -> Value {
     let conditions = obj.pointer(pointer).and_then(Value::as_array);
     let newest = conditions.and_then(|cs| {
         cs.iter()
-            .filter(|c| c.get("status").and_then(Value::as_str) == Some("True"))
+            // Flotta writes "true" where Kubernetes writes "True".
+            .filter(|c| {
+                c.get("status")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("true"))
+            })
             .max_by(|a, b| {
                 let t = |c: &Value| {
                     c.get("lastTransitionTime")
@@ -93,7 +114,12 @@ fn condition_state(obj: &Value, pointer: &str, fallback: &str) -> Value {
     newest.unwrap_or_else(|| json!(fallback))
 }
 
-const fn col(name: &'static str, type_: &'static str, description: &'static str, priority: u8) -> Column {
+const fn col(
+    name: &'static str,
+    type_: &'static str,
+    description: &'static str,
+    priority: u8,
+) -> Column {
     Column {
         name,
         type_,
@@ -107,7 +133,13 @@ fn edge_device_cells(o: &Value) -> Vec<Value> {
         at(o, "/status/phase"),
         at(o, "/status/lastSeen"),
         count(o, "/status/workloads"),
-        at(o, &format!("/metadata/labels/{}", v1::MEMBER_OF_LABEL.replace('/', "~1"))),
+        at(
+            o,
+            &format!(
+                "/metadata/labels/{}",
+                v1::MEMBER_OF_LABEL.replace('/', "~1")
+            ),
+        ),
         at(o, "/status/lastSyncedResourceVersion"),
         at(o, "/status/upgradeInformation/currentCommitID"),
         at(o, "/status/hardware/hostname"),
@@ -166,7 +198,11 @@ fn edge_config_cells(o: &Value) -> Vec<Value> {
 
 fn playbook_execution_cells(o: &Value) -> Vec<Value> {
     vec![
-        json!(o.pointer("/spec/executionAttempt").and_then(Value::as_u64).unwrap_or(0)),
+        json!(
+            o.pointer("/spec/executionAttempt")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        ),
         condition_state(o, "/status/conditions", ""),
     ]
 }
@@ -207,12 +243,42 @@ pub fn flotta() -> ResourceRegistry {
         &[],
         v1::object_schema::<EdgeDevice>(),
         vec![
-            col("Phase", "string", "status.phase: the state the device reports (up, degraded)", 0),
-            col("Last Seen", "date", "status.lastSeen: the device's last heartbeat", 0),
-            col("Workloads", "integer", "the number of workloads in status.workloads", 0),
-            col("Set", "string", "the EdgeDeviceSet, from the flotta/member-of label", 1),
-            col("Config", "string", "status.lastSyncedResourceVersion: the configuration version applied", 1),
-            col("OS Commit", "string", "status.upgradeInformation.currentCommitID", 1),
+            col(
+                "Phase",
+                "string",
+                "status.phase: the state the device reports (up, degraded)",
+                0,
+            ),
+            col(
+                "Last Seen",
+                "date",
+                "status.lastSeen: the device's last heartbeat",
+                0,
+            ),
+            col(
+                "Workloads",
+                "integer",
+                "the number of workloads in status.workloads",
+                0,
+            ),
+            col(
+                "Set",
+                "string",
+                "the EdgeDeviceSet, from the flotta/member-of label",
+                1,
+            ),
+            col(
+                "Config",
+                "string",
+                "status.lastSyncedResourceVersion: the configuration version applied",
+                1,
+            ),
+            col(
+                "OS Commit",
+                "string",
+                "status.upgradeInformation.currentCommitID",
+                1,
+            ),
             col("Hostname", "string", "status.hardware.hostname", 1),
         ],
         typed::<EdgeDevice>(v1::validate_edge_device, edge_device_cells),
@@ -237,8 +303,18 @@ pub fn flotta() -> ResourceRegistry {
         v1::object_schema::<EdgeWorkload>(),
         vec![
             col("Type", "string", "spec.type", 0),
-            col("Target", "string", "spec.device, or spec.deviceSelector as a label selector", 0),
-            col("Images", "string", "the container images of spec.pod.spec.containers", 1),
+            col(
+                "Target",
+                "string",
+                "spec.device, or spec.deviceSelector as a label selector",
+                0,
+            ),
+            col(
+                "Images",
+                "string",
+                "the container images of spec.pod.spec.containers",
+                1,
+            ),
         ],
         typed::<EdgeWorkload>(v1::validate_edge_workload, edge_workload_cells),
     ));
@@ -251,7 +327,12 @@ pub fn flotta() -> ResourceRegistry {
         vec![
             col("Target Namespace", "string", "spec.targetNamespace", 0),
             col("Approved", "boolean", "spec.approved", 0),
-            col("State", "string", "the newest true condition in status.conditions", 0),
+            col(
+                "State",
+                "string",
+                "the newest true condition in status.conditions",
+                0,
+            ),
             col("Target Set", "string", "spec.targetSet", 1),
         ],
         typed::<EdgeDeviceSignedRequest>(v1::validate_edge_device_signed_request, edsr_cells),
@@ -263,8 +344,18 @@ pub fn flotta() -> ResourceRegistry {
         &[],
         v1::object_schema::<EdgeConfig>(),
         vec![
-            col("Playbooks", "integer", "the number of spec.edgePlaybook.playbooks", 0),
-            col("State", "string", "the newest true condition in status.edgePlaybookStatus", 0),
+            col(
+                "Playbooks",
+                "integer",
+                "the number of spec.edgePlaybook.playbooks",
+                0,
+            ),
+            col(
+                "State",
+                "string",
+                "the newest true condition in status.edgePlaybookStatus",
+                0,
+            ),
         ],
         typed::<EdgeConfig>(v1::validate_edge_config, edge_config_cells),
     ));
@@ -276,7 +367,12 @@ pub fn flotta() -> ResourceRegistry {
         v1::object_schema::<PlaybookExecution>(),
         vec![
             col("Attempt", "integer", "spec.executionAttempt", 0),
-            col("State", "string", "the newest true condition in status.conditions", 0),
+            col(
+                "State",
+                "string",
+                "the newest true condition in status.conditions",
+                0,
+            ),
         ],
         typed::<PlaybookExecution>(v1::validate_playbook_execution, playbook_execution_cells),
     ));

@@ -82,7 +82,11 @@ async fn reopen_keeps_data_revision_and_history() {
     assert_eq!(store.get("/r/b").await.unwrap(), None);
     let a_now = store.get("/r/a").await.unwrap().unwrap();
     assert_eq!(
-        (a_now.value.as_slice(), a_now.create_revision, a_now.mod_revision),
+        (
+            a_now.value.as_slice(),
+            a_now.create_revision,
+            a_now.mod_revision
+        ),
         (&b"a2"[..], a, a2)
     );
     assert_eq!(
@@ -97,7 +101,11 @@ async fn reopen_keeps_data_revision_and_history() {
     let event = replay.next().await.unwrap().unwrap();
     assert_eq!((event.kind, event.revision()), (EventKind::Delete, gone));
     let next = store.create("/r/c", b"c".to_vec()).await.unwrap();
-    assert_eq!(next, gone + 1, "the revision counter continues after a restart");
+    assert_eq!(
+        next,
+        gone + 1,
+        "the revision counter continues after a restart"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

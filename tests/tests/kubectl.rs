@@ -113,9 +113,9 @@ fn api_resources_lists_the_six_kinds() -> Result<()> {
             "create", "delete", "get", "list", "patch", "update", "watch",
         ] {
             assert!(
+                // kubectl 1.32 prints `create,delete,…`; older ones `[create delete …]`.
                 verbs
-                    .trim_matches(|c| c == '[' || c == ']')
-                    .split_whitespace()
+                    .split(|c: char| c == '[' || c == ']' || c == ',' || c.is_whitespace())
                     .any(|listed| listed == verb),
                 "{plural} lacks verb {verb}: {verbs}"
             );
@@ -229,6 +229,21 @@ fn edgeworkload_and_edsr_printer_columns() -> Result<()> {
     assert!(
         table.cell("wl1", &device_column)?.contains("dev1"),
         "{stdout}"
+    );
+    // A workload placed by selector shows its selector in the same column.
+    let by_selector = read_fixture("edgeworkload.yaml")?
+        .replace("  name: wl1\n", "  name: wl2\n")
+        .replace(
+            "  device: dev1\n",
+            "  deviceSelector:\n    matchLabels:\n      env: prod\n",
+        );
+    server.run_ok_stdin(&["create", "-f", "-"], &by_selector)?;
+    let stdout = server.run_ok(&["get", "edgeworkloads"])?;
+    let table = Table::parse(&stdout)?;
+    let selector = table.cell("wl2", &device_column)?;
+    assert!(
+        selector.contains("env") && selector.contains("prod"),
+        "selector not shown: {stdout}"
     );
 
     let stdout = server.run_ok(&["get", "edsr"])?;

@@ -71,8 +71,14 @@ where
 pub async fn empty_store(store: Arc<dyn Store>) {
     store.ready().await.expect("a fresh store is ready");
     let current = store.current_revision().await.expect("current revision");
-    let compacted = store.compacted_revision().await.expect("compacted revision");
-    assert!(compacted <= current, "compacted {compacted} > current {current}");
+    let compacted = store
+        .compacted_revision()
+        .await
+        .expect("compacted revision");
+    assert!(
+        compacted <= current,
+        "compacted {compacted} > current {current}"
+    );
     assert_eq!(store.get("/k").await.expect("get"), None);
     let all = store.list("", "", 0, None).await.expect("list");
     assert_eq!(all.items, vec![]);
@@ -84,10 +90,7 @@ pub async fn empty_store(store: Arc<dyn Store>) {
 /// `create` assigns a new revision that `get` and `current_revision` report.
 pub async fn create_and_get(store: Arc<dyn Store>) {
     let before = current(&store).await;
-    let rev = store
-        .create("/t/a", b"one".to_vec())
-        .await
-        .expect("create");
+    let rev = store.create("/t/a", b"one".to_vec()).await.expect("create");
     assert!(rev > before, "create returned {rev}, not above {before}");
     assert_eq!(current(&store).await, rev);
     assert_eq!(
@@ -95,7 +98,11 @@ pub async fn create_and_get(store: Arc<dyn Store>) {
         Some(kv("/t/a", b"one", rev, rev))
     );
     assert_eq!(store.get("/t/b").await.expect("get"), None);
-    assert_eq!(store.get("/t/").await.expect("get"), None, "a prefix is not a key");
+    assert_eq!(
+        store.get("/t/").await.expect("get"),
+        None,
+        "a prefix is not a key"
+    );
     assert_eq!(store.get("/t/a/").await.expect("get"), None);
 }
 
@@ -110,7 +117,11 @@ pub async fn create_existing_fails(store: Arc<dyn Store>) {
         matches!(&err, StoreError::AlreadyExists(k) if k == "/t/a"),
         "got {err:?}"
     );
-    assert_eq!(current(&store).await, rev, "a failed create bumped the revision");
+    assert_eq!(
+        current(&store).await,
+        rev,
+        "a failed create bumped the revision"
+    );
     assert_eq!(
         store.get("/t/a").await.expect("get"),
         Some(kv("/t/a", b"one", rev, rev))
@@ -143,7 +154,11 @@ pub async fn update_compares_revision(store: Arc<dyn Store>) {
         .await
         .expect_err("update at a future revision");
     assert!(matches!(err, StoreError::Conflict { current, .. } if current == r2));
-    assert_eq!(current(&store).await, r2, "a failed update bumped the revision");
+    assert_eq!(
+        current(&store).await,
+        r2,
+        "a failed update bumped the revision"
+    );
     assert_eq!(
         store.get("/t/a").await.expect("get"),
         Some(kv("/t/a", b"v2", r1, r2))
@@ -186,7 +201,11 @@ pub async fn delete_compares_revision(store: Arc<dyn Store>) {
         .await
         .expect_err("delete of a missing key");
     assert!(matches!(&err, StoreError::NotFound(k) if k == "/t/missing"));
-    assert_eq!(current(&store).await, r1, "a failed delete bumped the revision");
+    assert_eq!(
+        current(&store).await,
+        r1,
+        "a failed delete bumped the revision"
+    );
 
     let r2 = store.delete("/t/a", r1).await.expect("delete");
     assert!(r2 > r1);
@@ -221,10 +240,25 @@ pub async fn revisions_are_global(store: Arc<dyn Store>) {
     };
     let a = next(store.create("/g/a", b"1".to_vec()).await.expect("create a"));
     let b = next(store.create("/g/b", b"1".to_vec()).await.expect("create b"));
-    let a = next(store.update("/g/a", b"2".to_vec(), a).await.expect("update a"));
+    let a = next(
+        store
+            .update("/g/a", b"2".to_vec(), a)
+            .await
+            .expect("update a"),
+    );
     next(store.delete("/g/b", b).await.expect("delete b"));
-    next(store.create("/other/c", b"1".to_vec()).await.expect("create c"));
-    let a = next(store.update("/g/a", b"3".to_vec(), a).await.expect("update a"));
+    next(
+        store
+            .create("/other/c", b"1".to_vec())
+            .await
+            .expect("create c"),
+    );
+    let a = next(
+        store
+            .update("/g/a", b"3".to_vec(), a)
+            .await
+            .expect("update a"),
+    );
     assert_eq!(current(&store).await, a);
     let listed = store.list("", "", 0, None).await.expect("list");
     assert_eq!(listed.revision, a);
@@ -256,7 +290,10 @@ pub async fn values_round_trip(store: Arc<dyn Store>) {
 pub async fn list_prefix_isolation(store: Arc<dyn Store>) {
     let keys = ["/a/2", "/ab/1", "/a/1", "/b/1", "/a", "/a/2/x", "/a0"];
     for key in keys {
-        store.create(key, key.as_bytes().to_vec()).await.expect("create");
+        store
+            .create(key, key.as_bytes().to_vec())
+            .await
+            .expect("create");
     }
     let rev = current(&store).await;
     assert_eq!(list_keys(&store, "/a/").await, ["/a/1", "/a/2", "/a/2/x"]);
@@ -298,7 +335,10 @@ pub async fn list_paging(store: Arc<dyn Store>) {
         assert_eq!(items, all.items, "pages of {limit} differ from one list");
         let (last, earlier) = mores.split_last().expect("at least one page");
         assert!(!last, "last page of {limit} says more");
-        assert!(earlier.iter().all(|m| *m), "an early page of {limit} says no more");
+        assert!(
+            earlier.iter().all(|m| *m),
+            "an early page of {limit} says no more"
+        );
     }
     let exact = store.list("/p/", "", 10, None).await.expect("list");
     assert!(!exact.more, "limit == count must not say more");
@@ -315,11 +355,17 @@ pub async fn list_paging(store: Arc<dyn Store>) {
     assert_eq!(past.items, vec![]);
     assert!(!past.more);
     let before = store.list("/p/", "/a", 0, None).await.expect("list");
-    assert_eq!(before.items, all.items, "a start before the prefix is the prefix");
+    assert_eq!(
+        before.items, all.items,
+        "a start before the prefix is the prefix"
+    );
 
     // Writes between pages do not show in a list pinned to the first page's revision.
     let first = store.list("/p/", "", 4, None).await.expect("first page");
-    store.create("/p/045", b"new".to_vec()).await.expect("create");
+    store
+        .create("/p/045", b"new".to_vec())
+        .await
+        .expect("create");
     let rev_08 = all.items[8].mod_revision;
     store.delete("/p/08", rev_08).await.expect("delete");
     let rev_06 = all.items[6].mod_revision;
@@ -352,18 +398,33 @@ pub async fn list_at_past_revisions(store: Arc<dyn Store>) {
     let c = store.create("/h/c", b"c1".to_vec()).await.expect("create");
     store.create("/i/x", b"x".to_vec()).await.expect("create");
     record(&store).await;
-    store.update("/h/b", b"b2".to_vec(), b).await.expect("update");
+    store
+        .update("/h/b", b"b2".to_vec(), b)
+        .await
+        .expect("update");
     record(&store).await;
     store.delete("/h/a", a).await.expect("delete");
     record(&store).await;
     let d = store.create("/h/d", b"d1".to_vec()).await.expect("create");
-    let c = store.update("/h/c", b"c2".to_vec(), c).await.expect("update");
+    let c = store
+        .update("/h/c", b"c2".to_vec(), c)
+        .await
+        .expect("update");
     record(&store).await;
-    store.update("/h/c", b"c3".to_vec(), c).await.expect("update");
+    store
+        .update("/h/c", b"c3".to_vec(), c)
+        .await
+        .expect("update");
     store.delete("/h/d", d).await.expect("delete");
     record(&store).await;
-    store.create("/h/a", b"a2".to_vec()).await.expect("re-create");
-    store.create("/h/0", b"first".to_vec()).await.expect("create");
+    store
+        .create("/h/a", b"a2".to_vec())
+        .await
+        .expect("re-create");
+    store
+        .create("/h/0", b"first".to_vec())
+        .await
+        .expect("create");
     record(&store).await;
 
     assert_eq!(snapshots[0].revision, r0);
@@ -397,7 +458,11 @@ pub async fn list_at_past_revisions(store: Arc<dyn Store>) {
     for at in r0..=now {
         let got = store.list("", "", 0, Some(at)).await.expect("list");
         assert_eq!(got.revision, at);
-        assert!(got.items.iter().all(|i| i.mod_revision <= at && i.create_revision <= at));
+        assert!(
+            got.items
+                .iter()
+                .all(|i| i.mod_revision <= at && i.create_revision <= at)
+        );
     }
     assert_eq!(
         store.list("/h/", "", 0, Some(now)).await.expect("list"),
@@ -423,7 +488,10 @@ pub async fn list_future_revision(store: Arc<dyn Store>) {
 pub async fn watch_replays_history_then_live(store: Arc<dyn Store>) {
     let r0 = current(&store).await;
     let r1 = store.create("/w/a", b"a1".to_vec()).await.expect("create");
-    let r2 = store.update("/w/a", b"a2".to_vec(), r1).await.expect("update");
+    let r2 = store
+        .update("/w/a", b"a2".to_vec(), r1)
+        .await
+        .expect("update");
     let r3 = store.create("/w/b", b"b1".to_vec()).await.expect("create");
     let r4 = store.delete("/w/a", r2).await.expect("delete");
     let history = [
@@ -442,7 +510,10 @@ pub async fn watch_replays_history_then_live(store: Arc<dyn Store>) {
         assert_eq!(&next_event(&mut from_middle).await, expected);
     }
 
-    let r5 = store.update("/w/b", b"b2".to_vec(), r3).await.expect("update");
+    let r5 = store
+        .update("/w/b", b"b2".to_vec(), r3)
+        .await
+        .expect("update");
     let r6 = store.create("/w/c", b"c1".to_vec()).await.expect("create");
     let live = [
         put(kv("/w/b", b"b2", r3, r5), Some(kv("/w/b", b"b1", r3, r3))),
@@ -482,7 +553,10 @@ pub async fn watch_prefix_only(store: Arc<dyn Store>) {
 /// as `prev`, whether replayed or live.
 pub async fn watch_delete_event_shape(store: Arc<dyn Store>) {
     let r1 = store.create("/d/k", b"v1".to_vec()).await.expect("create");
-    let r2 = store.update("/d/k", b"v2".to_vec(), r1).await.expect("update");
+    let r2 = store
+        .update("/d/k", b"v2".to_vec(), r1)
+        .await
+        .expect("update");
     let mut live = store.watch("/d/", r2).await.expect("watch");
     let r3 = store.delete("/d/k", r2).await.expect("delete");
     let expected = Event {
@@ -507,7 +581,10 @@ pub async fn watch_from_current_revision(store: Arc<dyn Store>) {
     }
     let now = current(&store).await;
     let mut stream = store.watch("/n/", now).await.expect("watch");
-    let rev = store.create("/n/new", b"new".to_vec()).await.expect("create");
+    let rev = store
+        .create("/n/new", b"new".to_vec())
+        .await
+        .expect("create");
     assert_eq!(
         next_event(&mut stream).await,
         put(kv("/n/new", b"new", rev, rev), None)
@@ -516,50 +593,58 @@ pub async fn watch_from_current_revision(store: Arc<dyn Store>) {
 
 /// Watches opened while writes are in flight see every later write exactly once, in order.
 pub async fn watch_races_with_writes(store: Arc<dyn Store>) {
-    const WRITES: usize = 200;
-    let writer = {
-        let store = Arc::clone(&store);
-        tokio::spawn(async move {
-            let mut revisions = Vec::with_capacity(WRITES);
-            for i in 0..WRITES {
-                let key = format!("/r/{}", i % 7);
-                let rev = match store.get(&key).await.expect("get") {
-                    Some(old) => store
-                        .update(&key, i.to_string().into_bytes(), old.mod_revision)
-                        .await
-                        .expect("update"),
-                    None => store
-                        .create(&key, i.to_string().into_bytes())
-                        .await
-                        .expect("create"),
-                };
-                revisions.push(rev);
-                if i % 3 == 0 {
-                    tokio::task::yield_now().await;
+    const WRITERS: usize = 4;
+    const EACH: usize = 60;
+    const WATCHERS: usize = 150;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let mut revisions = Vec::with_capacity(EACH);
+                for i in 0..EACH {
+                    let key = format!("/r/{w}/{}", i % 5);
+                    let value = format!("{w}-{i}").into_bytes();
+                    let rev = match store.get(&key).await.expect("get") {
+                        Some(old) => store
+                            .update(&key, value, old.mod_revision)
+                            .await
+                            .expect("update"),
+                        None => store.create(&key, value).await.expect("create"),
+                    };
+                    revisions.push(rev);
                 }
-            }
-            revisions
+                revisions
+            })
         })
-    };
+        .collect();
 
+    // Open watchers back to back while the writers run, some from the current revision
+    // (all live) and some from a little earlier (history, then live).
     let mut watchers = Vec::new();
-    for _ in 0..8 {
-        let after = current(&store).await;
+    while watchers.len() < WATCHERS {
+        let now = current(&store).await;
+        let after = now.saturating_sub((watchers.len() % 3) as Revision);
         let stream = store.watch("/r/", after).await.expect("watch");
         watchers.push((after, stream));
-        tokio::task::yield_now().await;
     }
-    let revisions = writer.await.expect("writer task");
+    let mut revisions = Vec::new();
+    for writer in writers {
+        revisions.extend(writer.await.expect("writer task"));
+    }
+    revisions.sort_unstable();
     let last = *revisions.last().expect("writes happened");
     for (after, mut stream) in watchers {
         let expected: Vec<Revision> = revisions.iter().copied().filter(|r| *r > after).collect();
         let mut seen = Vec::new();
-        while seen.last().is_none_or(|r| *r < last) && !expected.is_empty() {
+        while !expected.is_empty() && seen.last().is_none_or(|r| *r < last) {
             let event = next_event(&mut stream).await;
-            assert_eq!(event.kv.value.is_empty(), false);
+            assert!(event.kv.key.starts_with("/r/"));
             seen.push(event.revision());
         }
-        assert_eq!(seen, expected, "watch after {after} missed or repeated events");
+        assert_eq!(
+            seen, expected,
+            "watch after {after} missed or repeated events"
+        );
     }
 }
 
@@ -586,7 +671,11 @@ pub async fn concurrent_writers(store: Arc<dyn Store>) {
         all.extend(task.await.expect("writer task"));
     }
     let revisions: BTreeSet<Revision> = all.iter().map(|(_, _, r)| *r).collect();
-    assert_eq!(revisions.len(), TASKS * EACH, "two writes shared a revision");
+    assert_eq!(
+        revisions.len(),
+        TASKS * EACH,
+        "two writes shared a revision"
+    );
     let max = *revisions.last().expect("writes happened");
     assert_eq!(current(&store).await, max);
     for (key, value, rev) in &all {
@@ -644,7 +733,10 @@ pub async fn concurrent_conflicting_writes(store: Arc<dyn Store>) {
     }
     assert_eq!(winners.len(), 1, "updates that won: {winners:?}");
     let (winner, updated) = winners[0];
-    assert!(conflicts.iter().all(|c| *c == updated), "conflicts {conflicts:?}");
+    assert!(
+        conflicts.iter().all(|c| *c == updated),
+        "conflicts {conflicts:?}"
+    );
     assert_eq!(current(&store).await, updated);
     assert_eq!(
         store.get("/cc/k").await.expect("get"),
@@ -738,7 +830,10 @@ pub async fn slow_watcher_is_dropped(store: Arc<dyn Store>, writes: usize) {
             Err(_) => panic!("no WatcherLagged after {delivered} events"),
         }
     }
-    assert!(delivered < writes, "all {writes} events arrived despite the lag");
+    assert!(
+        delivered < writes,
+        "all {writes} events arrived despite the lag"
+    );
     assert!(
         stream.next().await.is_none(),
         "the stream must end after WatcherLagged"

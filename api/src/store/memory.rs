@@ -123,9 +123,7 @@ impl State {
         let kv = KeyValue {
             key: key.to_owned(),
             value,
-            create_revision: prev
-                .as_ref()
-                .map_or(self.revision, |p| p.create_revision),
+            create_revision: prev.as_ref().map_or(self.revision, |p| p.create_revision),
             mod_revision: self.revision,
         };
         self.objects.insert(key.to_owned(), kv.clone());
@@ -166,13 +164,7 @@ impl State {
         }
     }
 
-    fn list(
-        &self,
-        prefix: &str,
-        start: &str,
-        limit: usize,
-        at: Revision,
-    ) -> (Vec<KeyValue>, bool) {
+    fn list(&self, prefix: &str, start: &str, limit: usize, at: Revision) -> (Vec<KeyValue>, bool) {
         let lower = if start > prefix { start } else { prefix };
         let in_range = |key: &str| key >= lower && key.starts_with(prefix);
 
@@ -361,7 +353,10 @@ mod tests {
             store.list("", "", 0, Some(now - 1)).await,
             Err(StoreError::Compacted { .. })
         ));
-        assert_eq!(store.list("", "", 0, Some(now)).await.unwrap().items.len(), 1);
+        assert_eq!(
+            store.list("", "", 0, Some(now)).await.unwrap().items.len(),
+            1
+        );
         assert!(store.watch("", now - 1).await.is_err());
         let mut live = store.watch("", now).await.unwrap();
         let r3 = store.delete("/k", now).await.unwrap();

@@ -74,6 +74,12 @@ fn every_kind_is_namespaced_in_the_flotta_group_with_a_status_subresource() {
         assert!(subresources.scale.is_none());
     }
     assert_eq!(EdgeDevice::api_version(&()), API_VERSION);
+    let listed: Vec<_> = crds().into_iter().map(|c| c.spec.names.kind).collect();
+    let expected: Vec<_> = all_crds()
+        .into_iter()
+        .map(|(_, kind, _)| kind.to_string())
+        .collect();
+    assert_eq!(listed, expected);
 }
 
 #[test]

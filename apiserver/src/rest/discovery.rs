@@ -27,11 +27,18 @@ const RESOURCE_VERBS: [&str; 8] = [
 /// Verbs of the `status` subresource, sorted.
 const STATUS_VERBS: [&str; 3] = ["get", "patch", "update"];
 
-/// `GET /api`: the core group's versions.
-pub fn api_versions() -> Value {
+/// `GET /api`: the core group's versions; empty while no core kind is registered (kubectl
+/// reports an empty `v1` resource list as an error).
+pub fn api_versions(reg: &ResourceRegistry) -> Value {
+    let versions: Vec<&str> = reg
+        .group_versions()
+        .into_iter()
+        .filter(|(g, _)| g.is_empty())
+        .map(|(_, v)| v)
+        .collect();
     json!({
         "kind": "APIVersions",
-        "versions": ["v1"],
+        "versions": versions,
         "serverAddressByClientCIDRs": [
             {"clientCIDR": "0.0.0.0/0", "serverAddress": ""}
         ],
@@ -285,10 +292,12 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn api_versions_lists_core_v1() {
-        let doc = api_versions();
+    fn api_versions_lists_core_v1_only_when_served() {
+        let doc = api_versions(&registry());
         assert_eq!(doc["kind"], "APIVersions");
         assert_eq!(doc["versions"], json!(["v1"]));
+        let flotta_only = crate::resources::flotta();
+        assert_eq!(api_versions(&flotta_only)["versions"], json!([]));
         assert_eq!(
             doc["serverAddressByClientCIDRs"][0]["clientCIDR"],
             "0.0.0.0/0"

@@ -100,8 +100,12 @@ pub async fn ready(State(state): State<RestState>) -> Response {
 }
 
 /// `GET /api`.
-pub async fn core_versions() -> Response {
-    json_response(StatusCode::OK, &discovery::api_versions(), &[])
+pub async fn core_versions(State(state): State<RestState>) -> Response {
+    json_response(
+        StatusCode::OK,
+        &discovery::api_versions(&state.registry),
+        &[],
+    )
 }
 
 /// `GET /apis`.
@@ -137,6 +141,10 @@ pub async fn resources(State(state): State<RestState>, uri: Uri) -> Response {
 
 /// `GET /openapi/v2`.
 pub async fn openapi_v2(State(state): State<RestState>, headers: HeaderMap) -> Response {
+    // kubectl asks for the protobuf form first; answering JSON to it breaks its decoder.
+    if let Err(e) = negotiate::representation(header_str(&headers, header::ACCEPT)) {
+        return e.into_response();
+    }
     let (body, etag) = state.openapi.v2();
     cached(&headers, body, etag, false)
 }

@@ -21,6 +21,7 @@ use k8s_openapi::schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use super::patch::PATCH_TYPES;
 use super::resource::{ResourceDef, ResourceRegistry};
 
 /// Prefix of the apimachinery meta type definition names.
@@ -31,14 +32,6 @@ const V3_REF: &str = "#/components/schemas/";
 const V2_REF: &str = "#/definitions/";
 /// The `info.title` of every document.
 const TITLE: &str = "flotta-apiserver";
-
-/// The PATCH request content types the REST layer implements. Strategic merge patch is
-/// deliberately absent (it is answered with 415).
-pub const PATCH_CONTENT_TYPES: [&str; 3] = [
-    "application/json-patch+json",
-    "application/merge-patch+json",
-    "application/apply-patch+yaml",
-];
 
 /// Request content types of POST, PUT and DELETE bodies.
 const ANY_CONTENT: [&str; 1] = ["*/*"];
@@ -783,7 +776,7 @@ fn path_items(def: &ResourceDef) -> Vec<PathItem> {
                     params: PATCH_PARAMS.to_vec(),
                     body: Some(RequestBody {
                         definition: patch_def.clone(),
-                        content_types: &PATCH_CONTENT_TYPES,
+                        content_types: &PATCH_TYPES,
                         required: true,
                     }),
                     responses: vec![
@@ -856,7 +849,7 @@ fn path_items(def: &ResourceDef) -> Vec<PathItem> {
                     params: PATCH_PARAMS.to_vec(),
                     body: Some(RequestBody {
                         definition: patch_def,
-                        content_types: &PATCH_CONTENT_TYPES,
+                        content_types: &PATCH_TYPES,
                         required: true,
                     }),
                     responses: vec![
@@ -1438,7 +1431,6 @@ mod tests {
             assert_eq!(
                 types,
                 [
-                    "application/apply-patch+yaml",
                     "application/json-patch+json",
                     "application/merge-patch+json"
                 ]
@@ -1447,10 +1439,7 @@ mod tests {
                 content["application/merge-patch+json"]["schema"]["$ref"],
                 "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Patch"
             );
-            assert_eq!(
-                v2["paths"][&path]["patch"]["consumes"],
-                json!(PATCH_CONTENT_TYPES)
-            );
+            assert_eq!(v2["paths"][&path]["patch"]["consumes"], json!(PATCH_TYPES));
         }
         for body in [docs.v2().0, docs.v3_group_version(GV).expect("doc").0] {
             let text = std::str::from_utf8(body).expect("utf-8");
@@ -1636,7 +1625,7 @@ mod tests {
             let content = v3["paths"][&item]["patch"]["requestBody"]["content"]
                 .as_object()
                 .unwrap_or_else(|| panic!("no PATCH on {item}"));
-            assert_eq!(content.len(), 3);
+            assert_eq!(content.len(), PATCH_TYPES.len());
             assert!(!content.contains_key("application/strategic-merge-patch+json"));
             assert!(v3["paths"][format!("{item}/status")]["put"].is_object());
             assert!(
@@ -1658,12 +1647,5 @@ mod tests {
                 .expect("utf-8")
                 .contains("strategic-merge-patch")
         );
-    }
-
-    #[test]
-    fn zz_dump() {
-        let reg = crate::resources::flotta();
-        std::fs::write("/tmp/apis.json", crate::rest::discovery::api_group_list(&reg).to_string()).unwrap();
-        std::fs::write("/tmp/api.json", crate::rest::discovery::api_versions().to_string()).unwrap();
     }
 }

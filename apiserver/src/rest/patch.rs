@@ -11,8 +11,11 @@ use super::error::{ApiError, OPTIMISTIC_LOCK};
 use super::object;
 use super::request::QueryOptions;
 
-/// The patch media types this server accepts, for 415 messages.
-pub const ACCEPTED_PATCH_TYPES: &str = "application/json-patch+json, application/merge-patch+json";
+/// The patch media types this server implements (and publishes in OpenAPI).
+pub const PATCH_TYPES: [&str; 2] = [
+    "application/json-patch+json",
+    "application/merge-patch+json",
+];
 
 /// Most operations a JSON Patch may carry (the Kubernetes limit).
 const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
@@ -59,7 +62,7 @@ impl Patch {
                 }
                 Ok(Patch::Merge(v))
             }
-            _ => Err(ApiError::UnsupportedMediaType(ACCEPTED_PATCH_TYPES.into())),
+            _ => Err(ApiError::UnsupportedMediaType(PATCH_TYPES.join(", "))),
         }
     }
 

@@ -86,7 +86,11 @@ fn age_cell(value: &Value) -> Value {
 /// One Table row.
 fn row(def: &ResourceDef, obj: &Value, include: IncludeObject) -> Value {
     let meta = obj.get("metadata");
-    let mut cells = vec![meta.and_then(|m| m.get("name")).cloned().unwrap_or(Value::Null)];
+    let mut cells = vec![
+        meta.and_then(|m| m.get("name"))
+            .cloned()
+            .unwrap_or(Value::Null),
+    ];
     let mut kind_cells = def.strategy.cells(obj);
     kind_cells.resize(def.columns.len(), Value::Null);
     for (cell, column) in kind_cells.iter_mut().zip(&def.columns) {
@@ -228,6 +232,11 @@ mod tests {
     #[test]
     fn missing_dates_are_unknown() {
         assert_eq!(age_cell(&Value::Null), json!("<unknown>"));
-        assert_eq!(age_cell(&json!("2000-01-01T00:00:00Z")), json!(human_duration(jiff::Timestamp::now().as_second() - 946_684_800)));
+        assert_eq!(
+            age_cell(&json!("2000-01-01T00:00:00Z")),
+            json!(human_duration(
+                jiff::Timestamp::now().as_second() - 946_684_800
+            ))
+        );
     }
 }

@@ -95,7 +95,10 @@ impl std::fmt::Debug for EmbeddedStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmbeddedStore")
             .field("revision", &self.progress.revision.load(Ordering::Acquire))
-            .field("compacted", &self.progress.compacted.load(Ordering::Acquire))
+            .field(
+                "compacted",
+                &self.progress.compacted.load(Ordering::Acquire),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -182,9 +185,8 @@ impl EmbeddedStore {
         capacity: usize,
     ) -> Result<Self, StoreError> {
         let path = path.as_ref();
-        let db = Database::create(path).map_err(|e| {
-            StoreError::Backend(format!("cannot open {}: {e}", path.display()))
-        })?;
+        let db = Database::create(path)
+            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
         let db = Arc::new(db);
         let (revision, compacted) = initialize(&db, history)?;
         let progress = Arc::new(Progress {
@@ -387,13 +389,14 @@ impl Writer {
                     (Op::Update { key, .. } | Op::Delete { key, .. }, None) => {
                         Err(StoreError::NotFound(key.clone()))
                     }
-                    (
-                        Op::Update { key, expected, .. } | Op::Delete { key, expected },
-                        Some(p),
-                    ) if p.mod_revision != *expected => Err(StoreError::Conflict {
-                        key: key.clone(),
-                        current: p.mod_revision,
-                    }),
+                    (Op::Update { key, expected, .. } | Op::Delete { key, expected }, Some(p))
+                        if p.mod_revision != *expected =>
+                    {
+                        Err(StoreError::Conflict {
+                            key: key.clone(),
+                            current: p.mod_revision,
+                        })
+                    }
                     _ => Ok(()),
                 };
                 if let Err(e) = checked {
@@ -587,9 +590,7 @@ fn list_in(
                 let key = key.value();
                 // Keys under the prefix are contiguous from `lower`: the first one
                 // outside ends the range.
-                Ok(key
-                    .starts_with(prefix)
-                    .then(|| key_value(key, row.value())))
+                Ok(key.starts_with(prefix).then(|| key_value(key, row.value())))
             }
         }
     };
@@ -803,14 +804,16 @@ impl Store for EmbeddedStore {
             catching_up: Some(Arc::clone(&self.db)),
         };
         watcher.absorb(first);
-        Ok(futures::stream::unfold(Some(watcher), |watcher| async move {
-            let mut watcher = watcher?;
-            match watcher.next().await {
-                Ok(event) => Some((Ok(event), Some(watcher))),
-                Err(e) => Some((Err(e), None)),
-            }
-        })
-        .boxed())
+        Ok(
+            futures::stream::unfold(Some(watcher), |watcher| async move {
+                let mut watcher = watcher?;
+                match watcher.next().await {
+                    Ok(event) => Some((Ok(event), Some(watcher))),
+                    Err(e) => Some((Err(e), None)),
+                }
+            })
+            .boxed(),
+        )
     }
 
     async fn current_revision(&self) -> Result<Revision, StoreError> {
