@@ -230,6 +230,7 @@ fn flotta_kind(
         schema,
         columns,
         strategy,
+        presenter: None,
     }
 }
 

@@ -246,6 +246,7 @@ pub(crate) mod tests {
                 priority: 0,
             }],
             strategy: Arc::new(AcceptAll),
+            presenter: None,
         }
     }
 

@@ -168,12 +168,15 @@ pub fn object(
 /// A list in `repr`.
 pub fn list(
     def: &ResourceDef,
-    items: Vec<Value>,
+    mut items: Vec<Value>,
     revision: u64,
     continue_token: Option<&str>,
     repr: Representation,
     include: IncludeObject,
 ) -> Value {
+    for item in &mut items {
+        def.present(item);
+    }
     match repr {
         Representation::Object => json!({
             "apiVersion": def.api_version(),

@@ -33,6 +33,10 @@ pub struct Column {
     pub priority: u8,
 }
 
+/// Merges volatile state that is not stored (such as a device's last heartbeat) into an
+/// object as it is served: on get, list, watch and write responses.
+pub type Presenter = Arc<dyn Fn(&mut Value) + Send + Sync>;
+
 /// A kind served by the REST layer.
 #[derive(Clone)]
 pub struct ResourceDef {
@@ -61,6 +65,8 @@ pub struct ResourceDef {
     pub columns: Vec<Column>,
     /// Validation and table cells.
     pub strategy: Arc<dyn Strategy>,
+    /// Read-time merge of volatile state, if the kind has any.
+    pub presenter: Option<Presenter>,
 }
 
 impl ResourceDef {
@@ -87,6 +93,13 @@ impl ResourceDef {
         }
     }
 
+    /// Applies the [`Presenter`], if any, to an object about to be served.
+    pub fn present(&self, object: &mut Value) {
+        if let Some(p) = &self.presenter {
+            p(object);
+        }
+    }
+
     /// The store key prefix of every object of this kind, ending in `/`.
     pub fn key_prefix(&self) -> String {
         let group = if self.group.is_empty() {
@@ -108,6 +121,17 @@ impl ResourceRegistry {
     /// Adds a kind.
     pub fn register(&mut self, def: ResourceDef) {
         self.defs.push(Arc::new(def));
+    }
+
+    /// Sets the [`Presenter`] of the kind `group`/`plural`; false if there is no such kind.
+    pub fn set_presenter(&mut self, group: &str, plural: &str, presenter: Presenter) -> bool {
+        for def in &mut self.defs {
+            if def.group == group && def.plural == plural {
+                Arc::make_mut(def).presenter = Some(presenter);
+                return true;
+            }
+        }
+        false
     }
 
     /// Every registered kind, in registration order.

@@ -230,7 +230,8 @@ impl Pump {
         }
     }
 
-    async fn send_object(&mut self, kind: &str, obj: Value) -> bool {
+    async fn send_object(&mut self, kind: &str, mut obj: Value) -> bool {
+        self.def.present(&mut obj);
         let object = match self.repr {
             Representation::Object => obj,
             Representation::Metadata => render::partial(&obj),
