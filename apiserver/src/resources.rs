@@ -131,6 +131,7 @@ const fn col(
 fn edge_device_cells(o: &Value) -> Vec<Value> {
     vec![
         at(o, "/status/phase"),
+        at(o, "/status/online"),
         at(o, "/status/lastSeen"),
         count(o, "/status/workloads"),
         at(
