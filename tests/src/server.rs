@@ -2,7 +2,7 @@
 //!
 //! Layout of the temporary directory: `data/` (the server's `--data-dir`), `server.log`
 //! (stdout and stderr of every run, appended across restarts) and `kubectl-cache/`. The server
-//! is started with `--secure-port 0 --metrics-port 0`; it is ready when `data/ports.json` names
+//! is started with `--secure-port 0 --metrics-port auto`; it is ready when `data/ports.json` names
 //! its ports, `data/kubeconfig` points at the secure port, and `/readyz` on the metrics port
 //! answers 200. The process is SIGKILLed on drop; if the test is panicking, the log tail is
 //! printed, and `FLOTTA_E2E_KEEP=1` keeps the directory for inspection.
@@ -300,6 +300,14 @@ fn readiness(data_dir: &Path) -> Probe<Ports> {
     };
     let ports = match parse_ports(&text) {
         Ok(ports) => ports,
+        // ports.json is written once, atomically, after both listeners are bound, so a
+        // complete file without a metrics port will not get one.
+        Err(error) if metrics_is_null(&text) => {
+            return Probe::Failed(anyhow!(
+                "ports.json {text:?} has no metrics port ({error:#}); \
+                 `--metrics-port auto` must bind a free port"
+            ));
+        }
         Err(error) => return Probe::Pending(format!("ports.json {text:?}: {error:#}")),
     };
     match fs::read_to_string(data_dir.join("kubeconfig")) {
@@ -317,6 +325,11 @@ fn readiness(data_dir: &Path) -> Probe<Ports> {
         Ok(code) => Probe::Pending(format!("/readyz answered {code}")),
         Err(error) => Probe::Pending(format!("/readyz: {error:#}")),
     }
+}
+
+fn metrics_is_null(text: &str) -> bool {
+    serde_json::from_str::<Value>(text)
+        .is_ok_and(|value| value.get("metrics") == Some(&Value::Null))
 }
 
 fn parse_ports(text: &str) -> Result<Ports> {

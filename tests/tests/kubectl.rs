@@ -222,8 +222,8 @@ fn edgeworkload_and_edsr_printer_columns() -> Result<()> {
     let device_column = table
         .columns()
         .iter()
-        .find(|column| column.to_uppercase().contains("DEVICE"))
-        .ok_or_else(|| anyhow!("no DEVICE/SELECTOR column:\n{stdout}"))?
+        .find(|column| column.eq_ignore_ascii_case("TARGET"))
+        .ok_or_else(|| anyhow!("no TARGET (device or selector) column:\n{stdout}"))?
         .clone();
     assert_eq!(table.cell("wl1", "TYPE")?, "pod", "{stdout}");
     assert!(
