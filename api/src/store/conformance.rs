@@ -595,7 +595,7 @@ pub async fn watch_from_current_revision(store: Arc<dyn Store>) {
 pub async fn watch_races_with_writes(store: Arc<dyn Store>) {
     const WRITERS: usize = 4;
     const EACH: usize = 60;
-    const WATCHERS: usize = 150;
+    const MAX_WATCHERS: usize = 1000;
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             let store = Arc::clone(&store);
@@ -618,14 +618,15 @@ pub async fn watch_races_with_writes(store: Arc<dyn Store>) {
         })
         .collect();
 
-    // Open watchers back to back while the writers run, some from the current revision
-    // (all live) and some from a little earlier (history, then live).
+    // Open watchers back to back for as long as the writers run, some from the current
+    // revision (all live) and some from a little earlier (history, then live).
     let mut watchers = Vec::new();
-    while watchers.len() < WATCHERS {
+    while watchers.len() < MAX_WATCHERS && !writers.iter().all(|w| w.is_finished()) {
         let now = current(&store).await;
         let after = now.saturating_sub((watchers.len() % 3) as Revision);
         let stream = store.watch("/r/", after).await.expect("watch");
         watchers.push((after, stream));
+        tokio::task::yield_now().await;
     }
     let mut revisions = Vec::new();
     for writer in writers {

@@ -30,14 +30,20 @@
 //! the file: one process at a time. A watcher more than the broadcast capacity behind is
 //! dropped with [`StoreError::WatcherLagged`]; one that catches up from the log more slowly
 //! than compaction removes it ends with [`StoreError::Compacted`]. A watch from a revision
-//! above the current one is accepted and waits for it. The file is closed when the store,
-//! its in-flight reads and its catching-up watch streams are all dropped.
+//! above the current one is accepted and waits for it. Once queued, a write happens even if
+//! its caller stops waiting for the answer. Dropping the store waits for the writer's
+//! current batch; the file is closed once the store, its in-flight reads and its
+//! catching-up watch streams are all gone.
+//!
+//! Throughput is bounded by one fsync per batch: with N concurrent writers, about
+//! N / fsync latency writes per second (16 writers on a disk with 3.5 ms fsyncs measured
+//! about 4,000 durable creates/s; see `measure_concurrent_creates` in the store tests).
 
 use std::cmp::Ordering as KeyOrder;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
@@ -108,6 +114,8 @@ impl std::fmt::Debug for EmbeddedStore {
 struct Progress {
     revision: AtomicU64,
     compacted: AtomicU64,
+    /// True while the last commit failed (disk full, I/O error): the store is not ready.
+    commit_failed: AtomicBool,
 }
 
 /// A write operation waiting for the writer thread.
@@ -192,6 +200,7 @@ impl EmbeddedStore {
         let progress = Arc::new(Progress {
             revision: AtomicU64::new(revision),
             compacted: AtomicU64::new(compacted),
+            commit_failed: AtomicBool::new(false),
         });
         let (events, _) = broadcast::channel(capacity.max(1));
         let (requests, queue) = mpsc::channel(QUEUE);
@@ -336,6 +345,7 @@ impl Writer {
                     self.progress
                         .revision
                         .store(applied.revision, Ordering::Release);
+                    self.progress.commit_failed.store(false, Ordering::Release);
                     for event in applied.events {
                         // No receivers is fine: nobody is watching.
                         let _ = self.events.send(event);
@@ -347,6 +357,7 @@ impl Writer {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "store commit failed");
+                    self.progress.commit_failed.store(true, Ordering::Release);
                     let message = format!("embedded store commit failed: {e}");
                     for reply in replies {
                         let _ = reply.send(Err(StoreError::Backend(message.clone())));
@@ -508,10 +519,8 @@ fn key_value(key: &str, row: (u64, u64, &[u8])) -> KeyValue {
 }
 
 /// Turns a log entry back into the event it recorded.
-fn log_event(
-    revision: Revision,
-    (kind, key, value, create_revision, prev): (u8, &str, &[u8], u64, Option<(u64, u64, &[u8])>),
-) -> Event {
+fn log_event(revision: Revision, row: <LogRow as redb::Value>::SelfType<'_>) -> Event {
+    let (kind, key, value, create_revision, prev) = row;
     let prev = prev.map(|row| key_value(key, row));
     match (kind, prev) {
         (KIND_DELETE, Some(prev)) => Event {
@@ -794,8 +803,8 @@ impl Store for EmbeddedStore {
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
         // Subscribe before reading the log: whatever commits after the read is then sure
         // to arrive live, and duplicates are skipped by revision.
-        let first = read_log_chunk(Arc::clone(&self.db), prefix.to_owned(), after).await?;
         let receiver = self.events.subscribe();
+        let first = read_log_chunk(Arc::clone(&self.db), prefix.to_owned(), after).await?;
         let mut watcher = Watcher {
             prefix: prefix.to_owned(),
             receiver,
@@ -827,6 +836,9 @@ impl Store for EmbeddedStore {
     async fn ready(&self) -> Result<(), StoreError> {
         if self.requests.as_ref().is_none_or(mpsc::Sender::is_closed) {
             return Err(StoreError::Backend("the store writer has stopped".into()));
+        }
+        if self.progress.commit_failed.load(Ordering::Acquire) {
+            return Err(StoreError::Backend("the last store commit failed".into()));
         }
         self.read(|txn| {
             txn.open_table(META)?;
