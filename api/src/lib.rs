@@ -2,6 +2,7 @@
 //! resource types, label selectors, and the [`store::Store`] trait that every storage
 //! backend implements.
 
+pub mod edge;
 pub mod selector;
 pub mod store;
 pub mod v1alpha1;

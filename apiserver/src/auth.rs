@@ -1,18 +1,23 @@
-//! Authentication of requests on the secure port in standalone mode, and the authorization
-//! rule that goes with it.
+//! Authentication and authorization of requests on the secure port.
 //!
-//! Authentication: a request is authenticated by the client certificate verified during
-//! the TLS handshake ([`crate::tls::ClientIdentity`]): the user name is the subject's `CN`
-//! and the groups are its `O` values plus `system:authenticated`, as in Kubernetes' x509
-//! authenticator. A certificate without a `CN` does not authenticate. Health probes
-//! (`/healthz`, `/livez`, `/readyz` and their subpaths) and `/version` are open to
-//! anonymous clients, who are recorded as `system:anonymous` in `system:unauthenticated`;
-//! everything else without a certificate gets a 401 `Status`.
+//! **Standalone mode** ([`authenticate`]): a request is authenticated by the client
+//! certificate verified during the TLS handshake ([`crate::tls::ClientIdentity`]): the user
+//! name is the subject's `CN` and the groups are its `O` values plus `system:authenticated`,
+//! as in Kubernetes' x509 authenticator. A certificate without a `CN` does not
+//! authenticate. Health probes (`/healthz`, `/livez`, `/readyz` and their subpaths) and
+//! `/version` are open to anonymous clients, who are recorded as `system:anonymous` in
+//! `system:unauthenticated`; everything else without a certificate gets a 401 `Status`.
+//! Every authenticated user is allowed everything: only this server's own CA can issue
+//! client certificates (see [`crate::pki`]), so holding one is treated as being an
+//! administrator. There is no RBAC in this mode.
 //!
-//! Authorization: **in standalone mode every authenticated user is allowed everything.**
-//! Only this server's own CA can issue client certificates (see [`crate::pki`]), so
-//! holding one is treated as being an administrator. There is no RBAC here; delegated
-//! authorization (SubjectAccessReview against the cluster) arrives with aggregated mode.
+//! **Aggregated mode** ([`delegated`]): authentication and authorization are delegated to
+//! the cluster, as kube-apiserver's aggregation layer expects (`kube-api-contract.md`
+//! §2–§3): front-proxy request headers ([`requestheader`]), x509 client certificates,
+//! bearer tokens through TokenReview and authorization through SubjectAccessReview
+//! ([`delegation`]), with the request attributes of [`attributes`].
+
+use std::collections::BTreeMap;
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -21,6 +26,14 @@ use axum::response::{IntoResponse, Response};
 
 use crate::tls::ClientIdentity;
 
+pub mod attributes;
+pub mod authentication_config;
+pub mod client_certificate;
+pub mod delegated;
+pub mod delegation;
+pub mod requestheader;
+pub mod ttl_cache;
+
 /// The group every authenticated user is in.
 pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
 /// The user name of anonymous requests.
@@ -28,14 +41,22 @@ pub const ANONYMOUS_USER: &str = "system:anonymous";
 /// The group of anonymous requests.
 pub const UNAUTHENTICATED_GROUP: &str = "system:unauthenticated";
 
+/// The group whose members are allowed everything, without asking the cluster.
+pub const MASTERS_GROUP: &str = "system:masters";
+
 /// The authenticated user of a request, inserted as an `Extension<User>` by
-/// [`authenticate`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// [`authenticate`] and [`delegated::delegated`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct User {
-    /// The user name (`CN` of the client certificate).
+    /// The user name (e.g. the `CN` of a client certificate).
     pub name: String,
-    /// The groups (`O` values of the client certificate, then `system:authenticated`).
+    /// The user's uid, when the authenticator knows one; else empty.
+    pub uid: String,
+    /// The groups (e.g. the `O` values of a client certificate, then
+    /// `system:authenticated`).
     pub groups: Vec<String>,
+    /// Extra attributes (e.g. `authentication.kubernetes.io/credential-id`).
+    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 impl User {
@@ -44,6 +65,7 @@ impl User {
         User {
             name: ANONYMOUS_USER.to_owned(),
             groups: vec![UNAUTHENTICATED_GROUP.to_owned()],
+            ..User::default()
         }
     }
 
@@ -60,7 +82,21 @@ impl User {
         Some(User {
             name: name.to_owned(),
             groups,
+            ..User::default()
         })
+    }
+
+    /// Adds `system:authenticated`, as Kubernetes' `AuthenticatedGroupAdder` does: unless
+    /// this is the anonymous user or the groups already say authenticated or
+    /// unauthenticated.
+    pub fn add_authenticated_group(&mut self) {
+        let marked = self
+            .groups
+            .iter()
+            .any(|g| g == AUTHENTICATED_GROUP || g == UNAUTHENTICATED_GROUP);
+        if self.name != ANONYMOUS_USER && !marked {
+            self.groups.push(AUTHENTICATED_GROUP.to_owned());
+        }
     }
 
     /// True unless this is the anonymous user.
@@ -69,14 +105,19 @@ impl User {
     }
 }
 
-/// True for the paths anonymous clients may reach: health probes and `/version`.
-pub fn is_public_path(path: &str) -> bool {
+/// True for the health probes `/healthz`, `/livez`, `/readyz` and their subpaths.
+pub fn is_health_path(path: &str) -> bool {
     const PROBES: [&str; 3] = ["/healthz", "/livez", "/readyz"];
-    let probe = PROBES.iter().any(|probe| {
+    PROBES.iter().any(|probe| {
         path.strip_prefix(probe)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    });
-    probe || path == "/version" || path == "/version/"
+    })
+}
+
+/// True for the paths anonymous clients may reach in standalone mode: health probes and
+/// `/version`.
+pub fn is_public_path(path: &str) -> bool {
+    is_health_path(path) || path == "/version" || path == "/version/"
 }
 
 /// axum middleware (use with `axum::middleware::from_fn`) that authenticates every request
@@ -102,13 +143,24 @@ pub async fn authenticate(mut request: Request, next: Next) -> Response {
 /// The 401 `Status` answer to an unauthenticated request.
 pub fn unauthorized() -> Response {
     const BODY: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#;
+    status_response(StatusCode::UNAUTHORIZED, BODY.to_owned())
+}
+
+/// A `Status` JSON body with its HTTP status.
+fn status_response(code: StatusCode, body: String) -> Response {
     (
-        StatusCode::UNAUTHORIZED,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        BODY,
+        code,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        body,
     )
         .into_response()
 }
@@ -155,6 +207,7 @@ mod tests {
         .expect("user");
         assert_eq!(user.name, "admin");
         assert_eq!(user.groups, ["system:masters", AUTHENTICATED_GROUP]);
+        assert!(user.uid.is_empty() && user.extra.is_empty());
         assert!(user.is_authenticated());
         assert!(!User::anonymous().is_authenticated());
         assert_eq!(User::from_identity(&ClientIdentity::default()), None);

@@ -6,8 +6,9 @@
 //! The metrics port is the exception: `0` (or `off`) disables it and `auto` picks a free
 //! port.
 //!
-//! Limits: only standalone mode exists so far; the aggregated-mode flags (front-proxy CA,
-//! delegated authentication and authorization) arrive with that mode.
+//! The flags of running in a cluster (`--mode`, `--kubeconfig`, `--tls-cert-file`,
+//! delegated authentication and authorization) are [`crate::cluster::ClusterOptions`],
+//! flattened into [`Options::cluster`].
 
 use std::fmt;
 use std::num::NonZeroU16;
@@ -24,7 +25,7 @@ use crate::store::StoreKind;
 #[command(
     name = "flotta-apiserver",
     version,
-    about = "Flotta's Kubernetes-style API server for edge-device fleets (standalone mode)."
+    about = "Flotta's Kubernetes-style API server for edge-device fleets."
 )]
 pub struct Options {
     /// Directory for the store, the PKI, the admin kubeconfig and `ports.json`.
@@ -39,10 +40,30 @@ pub struct Options {
     #[arg(long, env = "FLOTTA_SECURE_PORT", default_value_t = 8443)]
     pub secure_port: u16,
 
-    /// Port of the device-facing Edge API (mutual TLS). Accepted but not served yet: the
-    /// device API arrives in a later release.
-    #[arg(long, env = "FLOTTA_DEVICE_PORT", default_value_t = 8043)]
-    pub device_port: u16,
+    /// Port of the device-facing Edge API (mutual TLS): a number (0 picks a free port,
+    /// reported as `device` in `ports.json`) or `off`.
+    #[arg(long, env = "FLOTTA_DEVICE_PORT", default_value = "8043")]
+    pub device_port: DevicePort,
+
+    /// Extra DNS names or IP addresses of the device API's server certificate, comma
+    /// separated (`localhost`, `127.0.0.1`, `::1` and the bind address are always
+    /// included): the names devices use to reach this server.
+    #[arg(long, env = "FLOTTA_DEVICE_SERVER_NAMES", value_delimiter = ',')]
+    pub device_server_names: Vec<String>,
+
+    /// PEM certificate of an operator-supplied device CA (with `--device-ca-key`). Without
+    /// it a device CA is created on first start and kept in the store.
+    #[arg(long, env = "FLOTTA_DEVICE_CA_CERT", requires = "device_ca_key")]
+    pub device_ca_cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, or SEC1 P-256) of the device CA given by `--device-ca-cert`.
+    #[arg(long, env = "FLOTTA_DEVICE_CA_KEY", requires = "device_ca_cert")]
+    pub device_ca_key: Option<PathBuf>,
+
+    /// Validity of device certificates signed at registration: a number with a unit `s`,
+    /// `m`, `h` or `d` (e.g. `30d`, `12h`).
+    #[arg(long, env = "FLOTTA_DEVICE_CERT_VALIDITY", default_value = "30d")]
+    pub device_cert_validity: CertValidity,
 
     /// Port of the plain-HTTP health and Prometheus metrics listener: a number, `auto`
     /// (pick a free port) or `0`/`off` (disabled).
@@ -71,6 +92,23 @@ pub struct Options {
     /// SIGTERM/SIGINT before their connections are closed.
     #[arg(long, env = "FLOTTA_SHUTDOWN_TIMEOUT", default_value_t = 10)]
     pub shutdown_timeout: u64,
+
+    /// Approve devices' enrolment requests (EdgeDeviceSignedRequests) automatically. With
+    /// `--auto-approve=false` an operator approves each one:
+    /// `kubectl patch edsr <id> --type merge -p '{"spec":{"approved":true}}'`.
+    #[arg(
+        long,
+        env = "FLOTTA_AUTO_APPROVE",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub auto_approve: bool,
+
+    /// Mode (`--mode standalone|aggregated|auto`) and the flags of running in a cluster.
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterOptions,
 }
 
 impl Options {
@@ -89,9 +127,116 @@ impl Options {
         self.data_dir.join("ports.json")
     }
 
+    /// Settings of the in-process controllers.
+    pub fn controllers(&self) -> flotta_controllers::Config {
+        flotta_controllers::Config {
+            auto_approve: self.auto_approve,
+            ..flotta_controllers::Config::default()
+        }
+    }
+
     /// Directory of the serving CA, serving certificate and admin certificate.
     pub fn pki_dir(&self) -> PathBuf {
         self.data_dir.join("pki")
+    }
+
+    /// Directory of the device bootstrap material (`ca.pem`, `cert.pem`, `key.pem`).
+    pub fn device_bootstrap_dir(&self) -> PathBuf {
+        self.data_dir.join(crate::edge::ca::BOOTSTRAP_DIR)
+    }
+}
+
+/// The `--device-port` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevicePort {
+    /// No device listener (`off`).
+    Disabled,
+    /// Bind this port (0: a free one).
+    Port(u16),
+}
+
+impl DevicePort {
+    /// The port to bind, if the listener is enabled.
+    pub fn bind_port(self) -> Option<u16> {
+        match self {
+            DevicePort::Disabled => None,
+            DevicePort::Port(port) => Some(port),
+        }
+    }
+}
+
+/// A `--device-port` value that is neither a port number nor `off`.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid device port {0:?}: expected a port number (0 for a free port) or `off`")]
+pub struct InvalidDevicePort(String);
+
+impl FromStr for DevicePort {
+    type Err = InvalidDevicePort;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "off" => Ok(DevicePort::Disabled),
+            other => other
+                .parse::<u16>()
+                .map(DevicePort::Port)
+                .map_err(|_| InvalidDevicePort(s.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for DevicePort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DevicePort::Disabled => f.write_str("off"),
+            DevicePort::Port(port) => write!(f, "{port}"),
+        }
+    }
+}
+
+/// The `--device-cert-validity` value: a positive duration of whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CertValidity(pub Duration);
+
+/// A `--device-cert-validity` value that is not `<number><s|m|h|d>` or is zero.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "invalid certificate validity {0:?}: expected a positive number with a unit s, m, h or d (e.g. 30d)"
+)]
+pub struct InvalidCertValidity(String);
+
+impl FromStr for CertValidity {
+    type Err = InvalidCertValidity;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || InvalidCertValidity(s.to_owned());
+        let text = s.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number.parse().map_err(|_| invalid())?;
+        let unit_seconds = match unit.trim() {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(invalid()),
+        };
+        match number.checked_mul(unit_seconds) {
+            Some(seconds) if seconds > 0 => Ok(CertValidity(Duration::from_secs(seconds))),
+            _ => Err(invalid()),
+        }
+    }
+}
+
+impl fmt::Display for CertValidity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = self.0.as_secs();
+        if seconds.is_multiple_of(86_400) {
+            write!(f, "{}d", seconds / 86_400)
+        } else {
+            write!(f, "{seconds}s")
+        }
     }
 }
 
@@ -230,6 +375,74 @@ mod tests {
         );
         assert!("http".parse::<MetricsPort>().is_err());
         assert!("70000".parse::<MetricsPort>().is_err());
+    }
+
+    #[test]
+    fn auto_approve_defaults_on_and_can_be_turned_off() {
+        assert!(parse(&[]).controllers().auto_approve);
+        assert!(!parse(&["--auto-approve=false"]).controllers().auto_approve);
+        assert!(!parse(&["--auto-approve", "false"]).auto_approve);
+        assert!(parse(&["--auto-approve"]).auto_approve);
+    }
+
+    #[test]
+    fn device_flags() {
+        let defaults = parse(&[]);
+        assert_eq!(defaults.device_port, DevicePort::Port(8043));
+        assert!(defaults.device_server_names.is_empty());
+        assert_eq!(defaults.device_ca_cert, None);
+        assert_eq!(
+            defaults.device_cert_validity,
+            CertValidity(Duration::from_secs(30 * 86_400))
+        );
+        let opts = parse(&[
+            "--device-port",
+            "off",
+            "--device-server-names",
+            "edge.example.com,10.0.0.5",
+            "--device-ca-cert",
+            "/ca.pem",
+            "--device-ca-key",
+            "/ca.key",
+            "--device-cert-validity",
+            "12h",
+        ]);
+        assert_eq!(opts.device_port, DevicePort::Disabled);
+        assert_eq!(opts.device_port.bind_port(), None);
+        assert_eq!(
+            opts.device_server_names,
+            vec!["edge.example.com".to_owned(), "10.0.0.5".to_owned()]
+        );
+        assert_eq!(opts.device_ca_key, Some(PathBuf::from("/ca.key")));
+        assert_eq!(opts.device_cert_validity.0, Duration::from_secs(12 * 3600));
+        assert_eq!(
+            parse(&["--device-port", "0"]).device_port.bind_port(),
+            Some(0)
+        );
+        assert_eq!(
+            opts.device_bootstrap_dir(),
+            PathBuf::from("./flotta-data/device-bootstrap")
+        );
+    }
+
+    #[test]
+    fn device_flag_errors() {
+        let fails = |args: &[&str]| {
+            let mut argv = vec!["flotta-apiserver"];
+            argv.extend_from_slice(args);
+            Options::try_parse_from(argv).is_err()
+        };
+        assert!(fails(&["--device-port", "auto"]));
+        assert!(fails(&["--device-port", "70000"]));
+        assert!(fails(&["--device-ca-cert", "/ca.pem"]));
+        assert!(fails(&["--device-cert-validity", "0d"]));
+        assert!(fails(&["--device-cert-validity", "30"]));
+        assert!(fails(&["--device-cert-validity", "1w"]));
+        assert_eq!(
+            "90m".parse::<CertValidity>().ok(),
+            Some(CertValidity(Duration::from_secs(5400)))
+        );
+        assert_eq!(CertValidity(Duration::from_secs(86_400)).to_string(), "1d");
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! `management.project-flotta.io` kinds, over a pluggable [`flotta_api::store::Store`].
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
+pub mod controllers;
+pub mod edge;
 pub mod pki;
 pub mod resources;
 pub mod rest;

@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 
 use crate::rest::resource::{Column, ResourceDef, ResourceRegistry, Strategy};
 
+pub mod core_v1;
+
 /// Validation through a typed struct plus the kind's rule function, and Table cells.
 struct Typed<K> {
     rules: fn(&K) -> Vec<FieldError>,
@@ -378,5 +380,15 @@ pub fn flotta() -> ResourceRegistry {
         ],
         typed::<PlaybookExecution>(v1::validate_playbook_execution, playbook_execution_cells),
     ));
+    reg
+}
+
+/// The kinds served in standalone mode: the six Flotta kinds plus the core `v1`
+/// `ConfigMap` and `Secret` ([`core_v1`]), which a cluster would otherwise provide.
+pub fn standalone() -> ResourceRegistry {
+    let mut reg = flotta();
+    for def in core_v1::kinds() {
+        reg.register(def);
+    }
     reg
 }

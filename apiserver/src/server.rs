@@ -2,8 +2,8 @@
 //! and the plain-HTTP health/metrics listener together, and shuts them down gracefully.
 //!
 //! Start-up order: data directory (mode 0700) → PKI (`<data-dir>/pki`) → store → bind the
-//! listeners → write `<data-dir>/ports.json` (`{"secure":N,"metrics":M}`, `metrics` is
-//! `null` when disabled) and `<data-dir>/kubeconfig` → serve. `ports.json` is written only
+//! listeners → write `<data-dir>/ports.json` (`{"secure":N,"metrics":M,"device":D}`,
+//! `metrics` and `device` are `null` when disabled) and `<data-dir>/kubeconfig` → serve. `ports.json` is written only
 //! once the listeners accept connections, so its appearance means "up".
 //!
 //! The metrics listener serves `/healthz` (process and store), `/livez` (process),
@@ -15,8 +15,14 @@
 //! accepting and drains within `--shutdown-timeout`, then the metrics listener stops. A
 //! second signal stops at once.
 //!
-//! Limits: the device-facing Edge API port (`--device-port`) is accepted but not served
-//! yet; there is no request logging or per-request metrics yet.
+//! The device-facing Edge API (`--device-port`, mutual TLS, see [`crate::edge`]) is served
+//! unless `--device-port off`: its CA comes from `--device-ca-cert`/`--device-ca-key` or the
+//! store, the bootstrap certificate is written to `<data-dir>/device-bootstrap/`, and the
+//! bound port is `device` in `ports.json` (`null` when off). The store device backend and
+//! its liveness table run in either case, so that EdgeDevices show last-seen and online
+//! state.
+//!
+//! Limits: there is no request logging yet.
 
 use std::io;
 use std::net::SocketAddr;
@@ -38,6 +44,11 @@ use tokio::sync::watch;
 
 use crate::auth;
 use crate::config::Options;
+use crate::edge::backend::store::StoreBackend;
+use crate::edge::handlers::{EdgeState, router as edge_router};
+use crate::edge::listener::{CaSource, DeviceListener, DevicePki};
+use crate::edge::liveness::{Liveness, LivenessConfig};
+use crate::edge::metrics::EdgeMetrics;
 use crate::pki::{self, PkiError};
 use crate::rest::{self, RestState};
 use crate::store::{self, StoreOptions};
@@ -64,6 +75,12 @@ pub enum ServerError {
     /// The store could not be opened.
     #[error("opening the store: {0}")]
     Store(#[from] StoreError),
+    /// The device API's PKI or TLS configuration could not be set up.
+    #[error(transparent)]
+    DeviceApi(#[from] crate::edge::listener::ListenerError),
+    /// The device backend could not be built.
+    #[error("device backend: {0}")]
+    DeviceBackend(#[from] crate::edge::backend::BackendError),
     /// A listener could not be bound.
     #[error("binding {address}: {source}")]
     Bind {
@@ -85,6 +102,9 @@ pub enum ServerError {
     /// SIGTERM/SIGINT handlers could not be installed.
     #[error("installing signal handlers: {0}")]
     Signals(#[source] io::Error),
+    /// Aggregated mode could not start (cluster client, certificates, authentication).
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// A start-up task panicked or was cancelled.
     #[error("start-up task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -122,17 +142,28 @@ pub async fn run_until(
 ) -> Result<(), ServerError> {
     let data_dir = opts.data_dir.clone();
     create_private_dir(&data_dir)?;
+    // Aggregated mode: cluster client, serving certificate, delegated authn/authz.
+    let aggregated = match opts.cluster.resolved_mode() {
+        crate::cluster::Mode::Aggregated => Some(Arc::new(
+            crate::cluster::Aggregated::start(&opts.cluster, &opts.pki_dir(), &opts.bind_address)
+                .await?,
+        )),
+        _ => None,
+    };
 
     let pki = {
         let dir = opts.pki_dir();
         let bind = opts.bind_address.clone();
         tokio::task::spawn_blocking(move || pki::ensure(&dir, &bind)).await??
     };
-    let tls_config = tls::server_config(
-        &[pki.ca_certificate()?],
-        pki.serving_chain()?,
-        pki.serving_key()?,
-    )?;
+    let tls_config = match &aggregated {
+        Some(aggregated) => aggregated.tls_config.clone(),
+        None => tls::server_config(
+            &[pki.ca_certificate()?],
+            pki.serving_chain()?,
+            pki.serving_key()?,
+        )?,
+    };
 
     let store = store::open(&StoreOptions {
         kind: opts.store.into(),
@@ -140,6 +171,28 @@ pub async fn run_until(
         history: opts.store_history,
     })
     .await?;
+
+    // The device API's PKI before any listener is bound, so that a bad CA fails start-up
+    // before anything is announced.
+    let device_pki = match opts.device_port.bind_port() {
+        Some(_) => {
+            let source = match (&opts.device_ca_cert, &opts.device_ca_key) {
+                (Some(cert), Some(key)) => CaSource::Files(cert.clone(), key.clone()),
+                _ => CaSource::Store,
+            };
+            Some(
+                DevicePki::prepare(
+                    &source,
+                    store.as_ref(),
+                    &opts.bind_address,
+                    &opts.device_server_names,
+                    &opts.device_bootstrap_dir(),
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
 
     let secure_listener = bind(&opts.bind_address, opts.secure_port).await?;
     let secure_addr = local_addr(&secure_listener, &opts.bind_address)?;
@@ -151,10 +204,20 @@ pub async fn run_until(
         Some(listener) => Some(local_addr(listener, &opts.bind_address)?),
         None => None,
     };
+    let device_listener = match opts.device_port.bind_port() {
+        Some(port) => Some(bind(&opts.bind_address, port).await?),
+        None => None,
+    };
+    let device_addr = match &device_listener {
+        Some(listener) => Some(local_addr(listener, &opts.bind_address)?),
+        None => None,
+    };
 
     let kubeconfig_path = opts.kubeconfig_path();
     let server_url = pki::server_url(&opts.bind_address, secure_addr.port());
-    {
+    // In aggregated mode clients come through the cluster; an admin kubeconfig of this
+    // server's own CA would not be accepted.
+    if aggregated.is_none() {
         let pki = pki.clone();
         let path = kubeconfig_path.clone();
         let url = server_url.clone();
@@ -163,6 +226,7 @@ pub async fn run_until(
     let ports = serde_json::json!({
         "secure": secure_addr.port(),
         "metrics": metrics_addr.map(|a| a.port()),
+        "device": device_addr.map(|a| a.port()),
     });
     let ports_path = opts.ports_path();
     write_state_file(&ports_path, ports.to_string().into_bytes()).await?;
@@ -174,16 +238,22 @@ pub async fn run_until(
         }
         None => tracing::info!("metrics listener disabled"),
     }
-    tracing::info!(
-        port = opts.device_port,
-        "device API port configured; the Edge API is not served by this version"
-    );
+    match (device_addr, &device_pki) {
+        (Some(address), Some(device_pki)) => tracing::info!(
+            %address,
+            bootstrap = %device_pki.bootstrap.dir.display(),
+            "serving the device Edge API (mutual TLS); devices install the bootstrap directory's ca.pem, cert.pem and key.pem"
+        ),
+        _ => tracing::info!("device Edge API disabled"),
+    }
     tracing::info!(path = %ports_path.display(), ports = %ports, "wrote bound ports");
     let kubeconfig_shown = std::path::absolute(&kubeconfig_path).unwrap_or(kubeconfig_path);
-    tracing::info!(
-        "ready: kubectl --kubeconfig {} get edgedevices",
-        kubeconfig_shown.display()
-    );
+    if aggregated.is_none() {
+        tracing::info!(
+            "ready: kubectl --kubeconfig {} get edgedevices",
+            kubeconfig_shown.display()
+        );
+    }
 
     let tls_server = TlsServer::new(tls_config).with_drain_timeout(opts.shutdown_timeout());
     let shutting_down = Arc::new(AtomicBool::new(false));
@@ -192,10 +262,68 @@ pub async fn run_until(
         connections: tls_server.stats(),
         shutting_down: shutting_down.clone(),
         started_at: jiff::Timestamp::now().as_second(),
+        readiness: aggregated
+            .iter()
+            .map(|aggregated| -> ReadinessCheck {
+                let aggregated = aggregated.clone();
+                ("authentication", Arc::new(move || aggregated.ready()))
+            })
+            .collect(),
     };
-    let app = secure_app(RestState::new(store, crate::resources::flotta()));
+    let controllers = crate::controllers::start(
+        store.clone(),
+        &crate::resources::flotta(),
+        opts.controllers(),
+    );
+    // Only the Flotta group is served behind the aggregator; ConfigMaps and Secrets are the
+    // cluster's own.
+    let mut registry = match &aggregated {
+        Some(_) => crate::resources::flotta(),
+        None => crate::resources::standalone(),
+    };
+    // Liveness (last seen, online) lives in memory and is merged into EdgeDevices as they
+    // are served.
+    // TODO(device liveness flags): build the config from the liveness flags once they exist.
+    let liveness = Arc::new(Liveness::new(LivenessConfig::default()));
+    registry.set_presenter(
+        flotta_api::v1alpha1::GROUP,
+        "edgedevices",
+        liveness.presenter(),
+    );
+    let edge_metrics = Arc::new(EdgeMetrics::new());
+    let device_backend = Arc::new(StoreBackend::new(
+        store.clone(),
+        &registry,
+        liveness,
+        edge_metrics.clone(),
+    )?);
+    let app = match &aggregated {
+        Some(aggregated) => aggregated.secure_app(rest::router(RestState::new(store, registry))),
+        None => secure_app(RestState::new(store, registry)),
+    };
 
     let (stop_secure_tx, stop_secure_rx) = watch::channel(false);
+    let device_backend_run = {
+        let backend = device_backend.clone();
+        let stop = stop_secure_rx.clone();
+        async move { backend.run(stopped(stop)).await }
+    };
+    let stop_device_rx = stop_secure_rx.clone();
+    let device = async {
+        let (Some(listener), Some(device_pki)) = (device_listener, device_pki) else {
+            return;
+        };
+        let state = EdgeState {
+            backend: device_backend.clone(),
+            ca: device_pki.ca,
+            device_cert_validity: opts.device_cert_validity.0,
+            observer: edge_metrics.clone(),
+        };
+        DeviceListener::new(device_pki.tls, opts.shutdown_timeout())
+            .serve(listener, edge_router(state), stopped(stop_device_rx))
+            .await;
+        tracing::info!("device API listener stopped");
+    };
     let (stop_metrics_tx, stop_metrics_rx) = watch::channel(false);
     let drain_timeout = opts.shutdown_timeout();
 
@@ -206,9 +334,16 @@ pub async fn run_until(
         let _ = stop_secure_tx.send(true);
     };
     let secure = async {
-        tls_server
-            .serve(secure_listener, app, stopped(stop_secure_rx))
-            .await;
+        if aggregated.is_some() {
+            let peer = crate::auth::client_certificate::PeerCertificates::from_chain;
+            tls_server
+                .serve_with(secure_listener, app, stopped(stop_secure_rx), peer)
+                .await;
+        } else {
+            tls_server
+                .serve(secure_listener, app, stopped(stop_secure_rx))
+                .await;
+        }
         tracing::info!("Kubernetes API listener stopped");
         let _ = stop_metrics_tx.send(true);
     };
@@ -216,7 +351,8 @@ pub async fn run_until(
         let Some(listener) = metrics_listener else {
             return;
         };
-        let serve = axum::serve(listener, health_router(health))
+        let app = health_router(health).layer(axum::Extension(edge_metrics.clone()));
+        let serve = axum::serve(listener, app)
             .with_graceful_shutdown(stopped(stop_metrics_rx.clone()));
         let deadline = async {
             stopped(stop_metrics_rx).await;
@@ -231,7 +367,8 @@ pub async fn run_until(
             () = deadline => tracing::warn!("metrics listener did not drain in time"),
         }
     };
-    tokio::join!(trigger, secure, metrics);
+    tokio::join!(trigger, secure, metrics, device, device_backend_run);
+    controllers.shutdown().await;
     tracing::info!("shutdown complete");
     Ok(())
 }
@@ -318,7 +455,16 @@ pub struct HealthState {
     pub shutting_down: Arc<AtomicBool>,
     /// When the server started (Unix seconds).
     pub started_at: i64,
+    /// Further checks of `/readyz` (e.g. aggregated mode's authentication configuration).
+    pub readiness: Vec<ReadinessCheck>,
 }
+
+/// A further readiness check: its name and a function that is `Err(reason)` while not
+/// ready.
+pub type ReadinessCheck = (
+    &'static str,
+    Arc<dyn Fn() -> Result<(), String> + Send + Sync>,
+);
 
 /// The plain-HTTP health and metrics router (see the module documentation).
 pub fn health_router(state: HealthState) -> Router {
@@ -366,7 +512,10 @@ async fn run_check(state: &HealthState, check: &str) -> Result<(), String> {
         "shutdown" if state.shutting_down.load(Ordering::SeqCst) => {
             Err("server is shutting down".to_owned())
         }
-        _ => Ok(()),
+        other => match state.readiness.iter().find(|(name, _)| *name == other) {
+            Some((_, check)) => check(),
+            None => Ok(()),
+        },
     }
 }
 
@@ -378,7 +527,16 @@ async fn probe(state: &HealthState, probe: Probe, query: Option<&str>) -> Respon
     });
     let mut lines = String::new();
     let mut failed = false;
-    for check in probe.checks() {
+    let further = match probe {
+        Probe::Readyz => state.readiness.as_slice(),
+        Probe::Livez | Probe::Healthz => &[],
+    };
+    let names = probe
+        .checks()
+        .iter()
+        .copied()
+        .chain(further.iter().map(|(name, _)| *name));
+    for check in names {
         match run_check(state, check).await {
             Ok(()) => lines.push_str(&format!("[+]{check} ok\n")),
             Err(reason) => {
@@ -403,7 +561,9 @@ async fn probe(state: &HealthState, probe: Probe, query: Option<&str>) -> Respon
 /// One check of a probe, at `/<probe>/<check>`.
 async fn probe_one(state: &HealthState, probe: Probe, check: &str) -> Response {
     let text_plain = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
-    if !probe.checks().contains(&check) {
+    let further =
+        matches!(probe, Probe::Readyz) && state.readiness.iter().any(|(n, _)| *n == check);
+    if !probe.checks().contains(&check) && !further {
         return (StatusCode::NOT_FOUND, text_plain, "404 page not found\n").into_response();
     }
     match run_check(state, check).await {
@@ -454,8 +614,14 @@ async fn readyz_check(
 }
 
 /// Prometheus text exposition, built at scrape time from figures the process can read.
-async fn metrics(State(state): State<HealthState>) -> Response {
+async fn metrics(
+    State(state): State<HealthState>,
+    edge: Option<axum::Extension<Arc<EdgeMetrics>>>,
+) -> Response {
     let mut out = PrometheusText::default();
+    if let Some(axum::Extension(edge)) = edge {
+        out.0.push_str(&edge.encode());
+    }
     out.gauge(
         "flotta_build_info",
         "Build of this server; the value is always 1.",

@@ -190,6 +190,29 @@ impl TlsServer {
         app: Router,
         shutdown: impl Future<Output = ()> + Send,
     ) {
+        self.serve_with(listener, app, shutdown, |chain| {
+            chain
+                .first()
+                .and_then(|leaf| ClientIdentity::from_certificate(leaf))
+        })
+        .await;
+    }
+
+    /// Like [`serve`](Self::serve), but what is attached to every request of a connection
+    /// is `identify(peer certificate chain)` instead of a [`ClientIdentity`]: computed once
+    /// per connection, right after the handshake, and cloned into each request (nothing is
+    /// attached when it returns `None` or the client sent no certificate).
+    pub async fn serve_with<I, F>(
+        self,
+        listener: TcpListener,
+        app: Router,
+        shutdown: impl Future<Output = ()> + Send,
+        identify: F,
+    ) where
+        I: Clone + Send + Sync + 'static,
+        F: Fn(&[CertificateDer<'static>]) -> Option<I> + Send + Sync + 'static,
+    {
+        let identify = Arc::new(identify);
         let acceptor = TlsAcceptor::from(self.config);
         let graceful = GracefulShutdown::new();
         let mut connections = JoinSet::new();
@@ -219,6 +242,7 @@ impl TlsServer {
                     let watcher = graceful.watcher();
                     let acceptor = acceptor.clone();
                     let app = app.clone();
+                    let identify = identify.clone();
                     connections.spawn(async move {
                         let open = open;
                         let _ = tcp.set_nodelay(true);
@@ -239,8 +263,7 @@ impl TlsServer {
                             .get_ref()
                             .1
                             .peer_certificates()
-                            .and_then(|chain| chain.first())
-                            .and_then(|leaf| ClientIdentity::from_certificate(leaf));
+                            .and_then(|chain| identify(chain));
                         let service = app.map_request(move |mut request: http::Request<Incoming>| {
                             request.extensions_mut().insert(ConnectInfo(peer));
                             if let Some(identity) = &identity {

@@ -63,6 +63,7 @@ fn state(store: Arc<dyn Store>) -> HealthState {
         connections: Arc::default(),
         shutting_down: Arc::new(AtomicBool::new(false)),
         started_at: 1_700_000_000,
+        readiness: Vec::new(),
     }
 }
 

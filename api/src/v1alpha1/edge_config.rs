@@ -6,6 +6,7 @@
 //! the wire (Flotta's `CapType` is an `int8` in Linux capability order).
 
 use k8s_openapi::ByteString;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -97,6 +98,14 @@ pub struct EdgeConfigStatus {
     /// Playbook conditions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edge_playbook_status: Option<EdgePlaybookStatus>,
+    /// The `metadata.generation` the EdgeConfig controller last acted on (additive to
+    /// Flotta's status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Standard conditions (additive to Flotta's status); `Ready` is true once every
+    /// targeted device has its PlaybookExecutions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<Condition>>,
 }
 
 /// Who runs which playbooks.

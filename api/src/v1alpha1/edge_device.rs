@@ -100,6 +100,16 @@ pub struct EdgeDeviceStatus {
     /// OS upgrade state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_information: Option<UpgradeInformation>,
+    /// When the device's last heartbeat arrived (an addition of Flotta in Rust, not in
+    /// Flotta's CRD). Served from the server's memory when the object is read or watched;
+    /// written to the store only by a low-rate checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Time>,
+    /// Whether the device is online: its last heartbeat is at most the configured number of
+    /// heartbeat periods old (an addition of Flotta in Rust). Written to the store only when
+    /// it changes, so a device going offline or coming back is a watch event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<bool>,
 }
 
 /// A workload on a device (`status.workloads[]`; Flotta's `Workload`).

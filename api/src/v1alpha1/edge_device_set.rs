@@ -1,9 +1,11 @@
 //! `EdgeDeviceSet`: configuration shared by a group of devices. A device joins a set with the
 //! label [`MEMBER_OF_LABEL`]; each configuration section of a member then comes entirely from
-//! the set. Sets do not affect workload placement. The status is empty.
+//! the set. Sets do not affect workload placement. The status (Flotta's was empty) reports the
+//! member count, `observedGeneration` and a `Ready` condition, kept by the controllers.
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -54,9 +56,21 @@ pub struct EdgeDeviceSetSpec {
     pub mounts: Option<Vec<Mount>>,
 }
 
-/// Status of an `EdgeDeviceSet`; empty, as in Flotta.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct EdgeDeviceSetStatus {}
+/// Status of an `EdgeDeviceSet`. Flotta's was empty; these fields are additive and written by
+/// the device-set controller.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeDeviceSetStatus {
+    /// The `metadata.generation` the device-set controller last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// How many live EdgeDevices of the namespace carry `flotta/member-of=<this set>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_count: Option<i64>,
+    /// Standard conditions; `Ready` is true once the controller has counted the members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<Condition>>,
+}
 
 /// Every validation error of an `EdgeDeviceSet` (the CRD constraints of its sections).
 pub fn validate_edge_device_set(set: &EdgeDeviceSet) -> Vec<FieldError> {

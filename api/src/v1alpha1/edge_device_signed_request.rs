@@ -95,6 +95,10 @@ pub struct EdgeDeviceSignedRequestStatus {
     #[serde(default)]
     #[schemars(transform = super::schema::drop_default)]
     pub conditions: Vec<EdgeDeviceSignedRequestCondition>,
+    /// The `metadata.generation` the approval controller last acted on (additive to
+    /// Flotta's status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
 }
 
 /// A condition of an enrolment request.

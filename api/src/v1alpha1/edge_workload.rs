@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -78,9 +78,19 @@ pub struct EdgeWorkloadSpec {
     pub log_collection: Option<String>,
 }
 
-/// Status of an `EdgeWorkload`; empty, as in Flotta (per-device state is on the EdgeDevice).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct EdgeWorkloadStatus {}
+/// Status of an `EdgeWorkload`. Flotta's was empty (per-device state is on the EdgeDevice);
+/// the two fields here are additive and written by the placement controller.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeWorkloadStatus {
+    /// The `metadata.generation` the placement controller last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Standard conditions; `Ready` is true once the workload is placed on the devices its
+    /// `device`/`deviceSelector` names (false with a reason when it cannot be).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<Condition>>,
+}
 
 /// The pod of a workload.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

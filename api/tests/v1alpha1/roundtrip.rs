@@ -102,7 +102,7 @@ fn edge_workload_round_trips_with_full_pod_spec() {
         .as_ref()
         .expect("deviceSelector");
     assert_eq!(selector.match_expressions.as_ref().map(Vec::len), Some(1));
-    assert_eq!(workload.status, Some(EdgeWorkloadStatus {}));
+    assert_eq!(workload.status, Some(EdgeWorkloadStatus::default()));
 }
 
 #[test]

@@ -278,7 +278,7 @@ impl<'a> Collection<'a> {
     /// The core of every update: read, let `change` build the desired object from the
     /// current one, apply the server's rules, then compare-and-swap; retried when another
     /// writer got in between. `change` returns errors such as failed preconditions.
-    pub(super) async fn update_with<F>(
+    pub async fn update_with<F>(
         &self,
         namespace: Option<&str>,
         name: &str,
@@ -638,7 +638,7 @@ impl DeleteOptions {
 }
 
 /// Decodes stored bytes and sets `metadata.resourceVersion` to `revision`.
-pub(super) fn decode_at(kv: &KeyValue, revision: u64) -> Result<Value, ApiError> {
+pub(crate) fn decode_at(kv: &KeyValue, revision: u64) -> Result<Value, ApiError> {
     let mut obj: Value = serde_json::from_slice(&kv.value)
         .map_err(|e| ApiError::Internal(format!("stored object {} is corrupt: {e}", kv.key)))?;
     if !obj.is_object() {

@@ -80,6 +80,16 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Api
             serde_saphyr::from_str(text)
                 .map_err(|e| ApiError::BadRequest(format!("unable to decode the YAML body: {e}")))
         }
+        // kubectl's typed clients send core kinds (ConfigMap, Secret) as protobuf.
+        crate::resources::core_v1::protobuf::MEDIA_TYPE => {
+            use crate::resources::core_v1::protobuf::{ProtobufError, decode};
+            decode(body).map_err(|e| match e {
+                ProtobufError::Malformed(_) => ApiError::BadRequest(e.to_string()),
+                _ => ApiError::UnsupportedMediaType(format!(
+                    "application/json, application/yaml ({e})"
+                )),
+            })
+        }
         other => Err(ApiError::UnsupportedMediaType(format!(
             "application/json, application/yaml (got {other})"
         ))),

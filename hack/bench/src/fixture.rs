@@ -1,6 +1,6 @@
 //! The EdgeDevices the benchmark creates: about 1 KB of JSON each, shaped like a
 //! registered Flotta device (the labels the EDSR and hardware controllers set, and a spec
-//! with heartbeat, OS image, metrics, storage, log collection and mounts).
+//! with heartbeat, OS image and metrics settings).
 //!
 //! Limits: no status (a create ignores it anyway); values vary per device only where a real
 //! fleet's would (name, hostname, serial, set membership), so compression-friendly
@@ -68,20 +68,7 @@ pub fn device(i: usize, namespace: &str) -> Value {
                     "url": "https://thanos-receive.fleet.example.com/api/v1/receive",
                     "caSecretName": "thanos-receive-ca"
                 }
-            },
-            "storage": {
-                "s3": {
-                    "secretName": "edge-s3-credentials",
-                    "configMapName": "edge-s3-bucket",
-                    "createOBC": false
-                }
-            },
-            "logCollection": {
-                "syslog": { "kind": "syslog", "bufferSize": 12, "syslogConfig": { "name": "site-syslog" } }
-            },
-            "mounts": [
-                { "device": "/dev/sdb1", "folder": "/var/lib/edge-data", "type": "ext4", "options": "rw,noatime" }
-            ]
+            }
         }
     })
 }

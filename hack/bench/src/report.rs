@@ -109,6 +109,8 @@ fn at_most(s: &Samples, limit: Duration) -> Verdict {
 pub struct Figures {
     /// The create benchmark.
     pub create: CreateResult,
+    /// Server memory right after the create benchmark.
+    pub memory_after_creates: Memory,
     /// The list benchmarks.
     pub list: ListResult,
     /// Server memory right after the list benchmarks.
@@ -205,13 +207,14 @@ impl Figures {
                 Verdict::Info,
             ),
             row(
-                "server RSS peak / after watch",
+                "server RSS after creates / after watch / peak",
                 String::new(),
                 String::new(),
                 format!(
-                    "{:.0} MiB / {:.0} MiB",
-                    self.memory_after_watch.peak as f64 / MIB,
-                    self.memory_after_watch.rss as f64 / MIB
+                    "{:.0} MiB / {:.0} MiB / {:.0} MiB",
+                    self.memory_after_creates.rss as f64 / MIB,
+                    self.memory_after_watch.rss as f64 / MIB,
+                    self.memory_after_watch.peak as f64 / MIB
                 ),
                 Verdict::Info,
             ),
@@ -312,6 +315,7 @@ mod tests {
                 first_page: ms(&[5; 20]),
                 resource_version: "10001".into(),
             },
+            memory_after_creates: mem,
             memory_after_lists: mem,
             watch: WatchResult {
                 watchers: 100,

@@ -300,11 +300,9 @@ mod tests {
     async fn a_server_that_exits_is_reported_with_its_log() {
         let root = tempfile::tempdir().unwrap();
         // `false` ignores its arguments and exits 1 at once.
-        let err = match Server::start(Path::new("false"), root.path(), StoreChoice::Memory, false)
-            .await
-        {
-            Ok(_) => panic!("`false` cannot become ready"),
-            Err(e) => e,
+        let started = Server::start(Path::new("false"), root.path(), StoreChoice::Memory, false);
+        let Err(err) = started.await else {
+            panic!("`false` cannot become ready");
         };
         assert!(matches!(err, ServerError::NotReady { .. }), "{err}");
         assert!(err.to_string().contains("exited"), "{err}");

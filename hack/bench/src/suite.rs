@@ -76,6 +76,7 @@ async fn phases(opts: &Options, server: &Server) -> Result<Figures, SuiteError> 
     let create = create::run(&creds, &endpoint, opts.devices, opts.clients)
         .await
         .map_err(phase("create"))?;
+    let memory_after_creates = server.memory()?;
 
     eprintln!(
         "listing: {} x JSON, {} x Table, {} x first page of {} ...",
@@ -111,6 +112,7 @@ async fn phases(opts: &Options, server: &Server) -> Result<Figures, SuiteError> 
 
     Ok(Figures {
         create,
+        memory_after_creates,
         list,
         memory_after_lists,
         watch,

@@ -1,0 +1,12 @@
+//! The device-facing Edge API: Flotta's `/api/flotta-management/v1` over mutual TLS
+//! (`flotta-inventory.md` §3), the device PKI, and the [`backend::DeviceBackend`] seam
+//! behind it.
+
+pub mod backend;
+pub mod ca;
+pub mod authz;
+pub mod listener;
+pub mod metrics;
+pub mod handlers;
+pub mod liveness;
+pub mod configuration;

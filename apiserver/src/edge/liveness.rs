@@ -1,0 +1,642 @@
+//! Device liveness in memory: when each device last sent a heartbeat, its heartbeat period,
+//! and whether it counts as online, kept so that a heartbeat costs no store access.
+//!
+//! - [`Liveness::heartbeat`] records a heartbeat under one shard lock (64 shards, no lock
+//!   is held across an `.await`) and says whether the heartbeat can be answered from
+//!   memory: the same report as the last one reconciled with the stored device, the device
+//!   unchanged since then (the configuration watcher reports device revisions through
+//!   [`Liveness::observe_revision`]), and the store already saying `online: true`.
+//! - [`Liveness::run`] sweeps the table: a device whose last heartbeat is older than
+//!   `missed periods × heartbeat period` is written `status.online=false` (a real status
+//!   change, hence a watch event); the store backend writes `online: true` again with the
+//!   next heartbeat. After a restart every device gets a full grace period from the start
+//!   rather than being declared offline for the time the server was down. The sweep also
+//!   checkpoints `status.lastSeen` to the store at a low rate (at most once per
+//!   `checkpoint interval` per device, a bounded number per sweep) so a restart keeps it.
+//! - [`Liveness::presenter`] merges the in-memory `lastSeen` and the current online state
+//!   into EdgeDevices as they are served (get, list, watch).
+//!
+//! Limits: the table is per process; with several replicas behind a load balancer each sees
+//! only the heartbeats it received (the checkpoints and online transitions in the store
+//! are shared). Times are wall-clock (`jiff::Timestamp`), so a clock jump shifts deadlines.
+
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use flotta_api::store::{Store, StoreError};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Value, json};
+
+use super::metrics::{EdgeMetrics, WriteReason};
+use crate::rest::collection::Collection;
+use crate::rest::request::QueryOptions;
+use crate::rest::resource::{Presenter, ResourceDef};
+
+/// How many independently locked parts the table has.
+const SHARDS: usize = 64;
+/// The smallest number of checkpoints a sweep may write.
+const MIN_CHECKPOINTS_PER_SWEEP: usize = 16;
+
+/// How liveness is judged and recorded.
+#[derive(Clone, Debug)]
+pub struct LivenessConfig {
+    /// A device is offline after this many heartbeat periods without one
+    /// (`--device-offline-after-missed`, default 3).
+    pub missed_periods: u32,
+    /// The heartbeat period of a device whose configuration does not say (60 s, as the
+    /// device assumes).
+    pub default_period: Duration,
+    /// How often `status.lastSeen` is written to the store per device at most
+    /// (`--device-last-seen-checkpoint`, default 300 s).
+    pub checkpoint_interval: Duration,
+    /// How often the table is swept for offline devices and checkpoints.
+    pub sweep_interval: Duration,
+}
+
+impl Default for LivenessConfig {
+    fn default() -> Self {
+        LivenessConfig {
+            missed_periods: 3,
+            default_period: Duration::from_secs(60),
+            checkpoint_interval: Duration::from_secs(300),
+            sweep_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What a heartbeat needs from the store, as far as memory can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeartbeatCheck {
+    /// Same report as the last one reconciled, device unchanged, stored online: nothing
+    /// to read or write.
+    Unchanged,
+    /// The store must be consulted (and possibly written).
+    Reconcile,
+}
+
+/// One device's liveness as served to clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceLiveness {
+    /// The last heartbeat (or the last checkpoint, after a restart).
+    pub last_seen: Option<Timestamp>,
+    /// Whether the device is within its grace period.
+    pub online: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    last_seen: Option<Timestamp>,
+    period: Duration,
+    /// `status.online` in the store, as far as we know.
+    stored_online: Option<bool>,
+    /// `status.lastSeen` in the store, as far as we know.
+    stored_last_seen: Option<Timestamp>,
+    /// The report hash last reconciled with the store, and the device revision after it.
+    reconciled: Option<(u64, u64)>,
+    /// The newest device revision the watcher has seen.
+    seen_revision: u64,
+}
+
+impl Entry {
+    fn new(period: Duration) -> Self {
+        Entry {
+            last_seen: None,
+            period,
+            stored_online: None,
+            stored_last_seen: None,
+            reconciled: None,
+            seen_revision: 0,
+        }
+    }
+}
+
+/// The liveness table (see the module documentation).
+pub struct Liveness {
+    config: LivenessConfig,
+    shards: Vec<Mutex<HashMap<String, Entry>>>,
+    started: Timestamp,
+}
+
+impl std::fmt::Debug for Liveness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Liveness")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn key(namespace: &str, name: &str) -> String {
+    let mut k = String::with_capacity(namespace.len() + name.len() + 1);
+    k.push_str(namespace);
+    k.push('/');
+    k.push_str(name);
+    k
+}
+
+/// `2006-01-02T15:04:05Z`, as Kubernetes serialises `metav1.Time`.
+pub fn format_time(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn parse_time(v: &Value) -> Option<Timestamp> {
+    v.as_str().and_then(|s| s.parse().ok())
+}
+
+impl Liveness {
+    /// An empty table.
+    pub fn new(config: LivenessConfig) -> Self {
+        Liveness {
+            config,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            started: Timestamp::now(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LivenessConfig {
+        &self.config
+    }
+
+    fn shard(&self, key: &str) -> MutexGuard<'_, HashMap<String, Entry>> {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        let index = usize::try_from(h.finish() % SHARDS as u64).unwrap_or(0);
+        // A poisoned shard only means a panic elsewhere mid-update; the map is still usable.
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn with_entry<T>(&self, namespace: &str, name: &str, f: impl FnOnce(&mut Entry) -> T) -> T {
+        let k = key(namespace, name);
+        let mut shard = self.shard(&k);
+        let period = self.config.default_period;
+        f(shard.entry(k).or_insert_with(|| Entry::new(period)))
+    }
+
+    fn grace(&self, period: Duration) -> SignedDuration {
+        let grace = period.saturating_mul(self.config.missed_periods.max(1));
+        SignedDuration::try_from(grace).unwrap_or(SignedDuration::MAX)
+    }
+
+    fn online_at(&self, entry: &Entry, now: Timestamp) -> Option<bool> {
+        let last = entry.last_seen?;
+        let from = last.max(self.started);
+        Some(now.duration_since(from) <= self.grace(entry.period))
+    }
+
+    /// Records a heartbeat at `now` whose reported state hashes to `report`, and says
+    /// whether the store must be consulted.
+    pub fn heartbeat(
+        &self,
+        namespace: &str,
+        name: &str,
+        now: Timestamp,
+        report: u64,
+    ) -> HeartbeatCheck {
+        self.with_entry(namespace, name, |e| {
+            e.last_seen = Some(e.last_seen.map_or(now, |t| t.max(now)));
+            match e.reconciled {
+                Some((hash, revision))
+                    if hash == report
+                        && revision >= e.seen_revision
+                        && e.stored_online == Some(true) =>
+                {
+                    HeartbeatCheck::Unchanged
+                }
+                _ => HeartbeatCheck::Reconcile,
+            }
+        })
+    }
+
+    /// Records that the stored device, at `revision`, now reflects the report hashing to
+    /// `report`, says `online: true` and has `lastSeen` `stored_last_seen`.
+    pub fn reconciled(
+        &self,
+        namespace: &str,
+        name: &str,
+        report: u64,
+        revision: u64,
+        stored_last_seen: Option<Timestamp>,
+    ) {
+        self.with_entry(namespace, name, |e| {
+            e.reconciled = Some((report, revision));
+            e.stored_online = Some(true);
+            if stored_last_seen.is_some() {
+                e.stored_last_seen = stored_last_seen;
+            }
+        });
+    }
+
+    /// Sets a device's heartbeat period (from its rendered configuration).
+    pub fn set_period(&self, namespace: &str, name: &str, period: Duration) {
+        let period = if period.is_zero() {
+            self.config.default_period
+        } else {
+            period
+        };
+        self.with_entry(namespace, name, |e| e.period = period);
+    }
+
+    /// Records that the stored device changed at `revision` (from a watch event), so the
+    /// next heartbeat compares with the store again.
+    pub fn observe_revision(&self, namespace: &str, name: &str, revision: u64) {
+        let k = key(namespace, name);
+        let mut shard = self.shard(&k);
+        if let Some(e) = shard.get_mut(&k) {
+            e.seen_revision = e.seen_revision.max(revision);
+        }
+    }
+
+    /// Drops a deleted device.
+    pub fn forget(&self, namespace: &str, name: &str) {
+        let k = key(namespace, name);
+        self.shard(&k).remove(&k);
+    }
+
+    /// What is known about a device, if anything.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<DeviceLiveness> {
+        let k = key(namespace, name);
+        let shard = self.shard(&k);
+        let e = shard.get(&k)?;
+        let online = self.online_at(e, Timestamp::now())?;
+        Some(DeviceLiveness {
+            last_seen: e.last_seen,
+            online,
+        })
+    }
+
+    /// Seeds the table from a stored EdgeDevice (at start-up): its checkpointed
+    /// `lastSeen`, its stored `online` and its heartbeat period.
+    pub fn seed(&self, device: &Value) {
+        let meta = device.get("metadata");
+        let (Some(namespace), Some(name)) = (
+            meta.and_then(|m| m.get("namespace"))
+                .and_then(Value::as_str),
+            meta.and_then(|m| m.get("name")).and_then(Value::as_str),
+        ) else {
+            return;
+        };
+        let status = device.get("status");
+        let last_seen = status.and_then(|s| s.get("lastSeen")).and_then(parse_time);
+        let online = status
+            .and_then(|s| s.get("online"))
+            .and_then(Value::as_bool);
+        if last_seen.is_none() && online.is_none() {
+            return;
+        }
+        let period = device
+            .pointer("/spec/heartbeat/periodSeconds")
+            .and_then(Value::as_u64)
+            .filter(|p| *p > 0)
+            .map_or(self.config.default_period, Duration::from_secs);
+        self.with_entry(namespace, name, |e| {
+            e.last_seen = e.last_seen.max(last_seen);
+            e.stored_last_seen = last_seen;
+            e.stored_online = online;
+            e.period = period;
+        });
+    }
+
+    /// Seeds the table from every stored EdgeDevice under `def`; returns how many devices
+    /// were read.
+    pub async fn load(&self, store: &dyn Store, def: &ResourceDef) -> Result<usize, StoreError> {
+        let prefix = def.key_prefix();
+        let mut start = prefix.clone();
+        let mut count = 0;
+        loop {
+            let page = store.list(&prefix, &start, 1000, None).await?;
+            for kv in &page.items {
+                if let Ok(device) = serde_json::from_slice::<Value>(&kv.value) {
+                    self.seed(&device);
+                }
+                count += 1;
+            }
+            match (page.more, page.items.last()) {
+                (true, Some(last)) => start = format!("{}\0", last.key),
+                _ => return Ok(count),
+            }
+        }
+    }
+
+    /// The presenter that merges in-memory liveness into EdgeDevices as they are served.
+    pub fn presenter(self: &Arc<Self>) -> Presenter {
+        let liveness = Arc::clone(self);
+        Arc::new(move |object: &mut Value| liveness.present(object))
+    }
+
+    /// Merges `lastSeen` (the newer of memory and store) and `online` into `object`.
+    pub fn present(&self, object: &mut Value) {
+        let meta = object.get("metadata");
+        let (Some(namespace), Some(name)) = (
+            meta.and_then(|m| m.get("namespace"))
+                .and_then(Value::as_str),
+            meta.and_then(|m| m.get("name")).and_then(Value::as_str),
+        ) else {
+            return;
+        };
+        let Some(live) = self.get(namespace, name) else {
+            return;
+        };
+        let Some(obj) = object.as_object_mut() else {
+            return;
+        };
+        let status = obj.entry("status").or_insert_with(|| json!({}));
+        let Some(status) = status.as_object_mut() else {
+            return;
+        };
+        let stored = status.get("lastSeen").and_then(parse_time);
+        if let Some(last) = live.last_seen.max(stored) {
+            status.insert("lastSeen".into(), json!(format_time(last)));
+        }
+        status.insert("online".into(), json!(live.online));
+    }
+
+    /// One sweep at `now`: the devices to write offline, the checkpoints due (at most
+    /// `budget`), and the online/offline counts.
+    fn sweep(&self, now: Timestamp, budget: usize) -> Sweep {
+        let mut sweep = Sweep::default();
+        let interval = SignedDuration::try_from(self.config.checkpoint_interval)
+            .unwrap_or(SignedDuration::MAX);
+        for shard in &self.shards {
+            let shard = shard
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (k, e) in shard.iter() {
+                let Some(online) = self.online_at(e, now) else {
+                    continue;
+                };
+                if online {
+                    sweep.online += 1;
+                } else {
+                    sweep.offline += 1;
+                    if e.stored_online != Some(false) {
+                        sweep.to_offline.push(k.clone());
+                    }
+                }
+                if let Some(last) = e.last_seen
+                    && sweep.checkpoints.len() < budget
+                    && e.stored_last_seen
+                        .is_none_or(|stored| last.duration_since(stored) >= interval)
+                {
+                    sweep.checkpoints.push((k.clone(), last));
+                }
+            }
+        }
+        sweep
+    }
+
+    /// Sweeps every `sweep_interval` until `shutdown` completes: writes offline
+    /// transitions and `lastSeen` checkpoints through `Collection` on the EdgeDevice kind
+    /// `def`, and sets the online/offline gauges.
+    pub async fn run(
+        self: Arc<Self>,
+        store: Arc<dyn Store>,
+        def: Arc<ResourceDef>,
+        metrics: Arc<EdgeMetrics>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut ticker = tokio::time::interval(self.config.sweep_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                _ = ticker.tick() => {}
+            }
+            self.sweep_once(&*store, &def, &metrics).await;
+        }
+    }
+
+    /// One sweep with its writes (see [`Liveness::run`]).
+    pub async fn sweep_once(&self, store: &dyn Store, def: &ResourceDef, metrics: &EdgeMetrics) {
+        let known: usize = self
+            .shards
+            .iter()
+            .map(|s| s.lock().map_or(0, |s| s.len()))
+            .sum();
+        // Spread checkpoints: twice the steady rate, so a backlog drains.
+        let per_sweep = self.config.sweep_interval.as_secs_f64()
+            / self.config.checkpoint_interval.as_secs_f64().max(0.001);
+        let budget =
+            ((known as f64 * per_sweep * 2.0).ceil() as usize).max(MIN_CHECKPOINTS_PER_SWEEP);
+        let now = Timestamp::now();
+        let sweep = self.sweep(now, budget);
+        metrics
+            .devices_online
+            .set(i64::try_from(sweep.online).unwrap_or(i64::MAX));
+        metrics
+            .devices_offline
+            .set(i64::try_from(sweep.offline).unwrap_or(i64::MAX));
+        let collection = Collection::new(store, def);
+        for k in sweep.to_offline {
+            let Some((namespace, name)) = k.split_once('/') else {
+                continue;
+            };
+            self.write_offline(&collection, namespace, name, metrics)
+                .await;
+        }
+        for (k, last) in sweep.checkpoints {
+            let Some((namespace, name)) = k.split_once('/') else {
+                continue;
+            };
+            self.write_checkpoint(&collection, namespace, name, last, metrics)
+                .await;
+        }
+    }
+
+    async fn write_offline(
+        &self,
+        collection: &Collection<'_>,
+        namespace: &str,
+        name: &str,
+        metrics: &EdgeMetrics,
+    ) {
+        let mut before = None;
+        let result = collection
+            .update_with(
+                Some(namespace),
+                name,
+                Some("status"),
+                &QueryOptions::default(),
+                |current| {
+                    before = current
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    let mut next = current.clone();
+                    // A heartbeat may have arrived since the sweep decided.
+                    if self.get(namespace, name).is_some_and(|l| l.online) {
+                        return Ok(next);
+                    }
+                    if let Some(status) = status_mut(&mut next) {
+                        status.insert("online".into(), json!(false));
+                    }
+                    Ok(next)
+                },
+            )
+            .await;
+        match result {
+            Ok(written) => {
+                let after = written
+                    .object
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str);
+                if after != before.as_deref() {
+                    metrics.store_write(WriteReason::Liveness);
+                    tracing::info!(namespace, device = name, "device is offline");
+                }
+                let stored = written
+                    .object
+                    .pointer("/status/online")
+                    .and_then(Value::as_bool);
+                self.with_entry(namespace, name, |e| e.stored_online = stored);
+            }
+            Err(crate::rest::error::ApiError::NotFound(_)) => self.forget(namespace, name),
+            Err(error) => {
+                tracing::warn!(namespace, device = name, %error, "recording a device offline failed");
+            }
+        }
+    }
+
+    async fn write_checkpoint(
+        &self,
+        collection: &Collection<'_>,
+        namespace: &str,
+        name: &str,
+        last: Timestamp,
+        metrics: &EdgeMetrics,
+    ) {
+        let mut before = None;
+        let result = collection
+            .update_with(
+                Some(namespace),
+                name,
+                Some("status"),
+                &QueryOptions::default(),
+                |current| {
+                    before = current
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    let mut next = current.clone();
+                    if let Some(status) = status_mut(&mut next) {
+                        let stored = status.get("lastSeen").and_then(parse_time);
+                        if stored.is_none_or(|s| s < last) {
+                            status.insert("lastSeen".into(), json!(format_time(last)));
+                        }
+                    }
+                    Ok(next)
+                },
+            )
+            .await;
+        match result {
+            Ok(written) => {
+                let after = written
+                    .object
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str);
+                if after != before.as_deref() {
+                    metrics.store_write(WriteReason::Checkpoint);
+                }
+                let stored = written
+                    .object
+                    .pointer("/status/lastSeen")
+                    .and_then(parse_time);
+                self.with_entry(namespace, name, |e| {
+                    e.stored_last_seen = stored.or(Some(last))
+                });
+            }
+            Err(crate::rest::error::ApiError::NotFound(_)) => self.forget(namespace, name),
+            Err(error) => {
+                tracing::warn!(namespace, device = name, %error, "checkpointing lastSeen failed");
+            }
+        }
+    }
+}
+
+/// `object.status` as a map, created (or replaced, if not a map) when needed; `None` only
+/// when `object` itself is not a JSON object.
+pub(crate) fn status_mut(object: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
+    let status = object
+        .as_object_mut()?
+        .entry("status")
+        .or_insert_with(|| json!({}));
+    if !status.is_object() {
+        *status = json!({});
+    }
+    status.as_object_mut()
+}
+
+#[derive(Default)]
+struct Sweep {
+    to_offline: Vec<String>,
+    checkpoints: Vec<(String, Timestamp)>,
+    online: usize,
+    offline: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(period_ms: u64) -> LivenessConfig {
+        LivenessConfig {
+            missed_periods: 3,
+            default_period: Duration::from_millis(period_ms),
+            checkpoint_interval: Duration::from_secs(300),
+            sweep_interval: Duration::from_millis(10),
+        }
+    }
+
+    #[test]
+    fn unchanged_only_after_reconcile_and_until_the_device_changes() {
+        let l = Liveness::new(config(1000));
+        let now = Timestamp::now();
+        assert_eq!(l.heartbeat("ns", "d", now, 7), HeartbeatCheck::Reconcile);
+        l.reconciled("ns", "d", 7, 10, None);
+        l.observe_revision("ns", "d", 10);
+        assert_eq!(l.heartbeat("ns", "d", now, 7), HeartbeatCheck::Unchanged);
+        assert_eq!(l.heartbeat("ns", "d", now, 8), HeartbeatCheck::Reconcile);
+        l.reconciled("ns", "d", 8, 11, None);
+        l.observe_revision("ns", "d", 12);
+        assert_eq!(l.heartbeat("ns", "d", now, 8), HeartbeatCheck::Reconcile);
+    }
+
+    #[test]
+    fn offline_after_missed_periods_counting_from_start() {
+        let l = Liveness::new(config(1000));
+        let now = Timestamp::now();
+        l.heartbeat("ns", "d", now, 1);
+        l.reconciled("ns", "d", 1, 1, None);
+        let sweep = l.sweep(now + SignedDuration::from_millis(2900), 100);
+        assert!(sweep.to_offline.is_empty());
+        assert_eq!(sweep.online, 1);
+        let sweep = l.sweep(now + SignedDuration::from_millis(3100), 100);
+        assert_eq!(sweep.to_offline, ["ns/d"]);
+        // A device last seen long before this process started gets a grace period.
+        let old = json!({"metadata": {"namespace": "ns", "name": "old"},
+            "status": {"lastSeen": "2020-01-01T00:00:00Z", "online": true}});
+        l.seed(&old);
+        let sweep = l.sweep(Timestamp::now(), 100);
+        assert!(!sweep.to_offline.contains(&"ns/old".to_string()));
+    }
+
+    #[test]
+    fn presenter_merges_newer_last_seen_and_online() {
+        let l = Arc::new(Liveness::new(config(60_000)));
+        let now: Timestamp = "2030-01-01T00:00:00Z".parse().expect("time");
+        l.heartbeat("ns", "d", now, 1);
+        let mut device = json!({"metadata": {"namespace": "ns", "name": "d"},
+            "status": {"lastSeen": "2029-01-01T00:00:00Z", "online": false}});
+        (l.presenter())(&mut device);
+        assert_eq!(device["status"]["lastSeen"], "2030-01-01T00:00:00Z");
+        assert_eq!(device["status"]["online"], true);
+        let mut other = json!({"metadata": {"namespace": "ns", "name": "x"}});
+        l.present(&mut other);
+        assert!(other.get("status").is_none());
+    }
+}
