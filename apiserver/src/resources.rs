@@ -53,11 +53,10 @@ where
         }
         let mut canonical = serde_json::to_value(&typed)
             .map_err(|e| vec![FieldError::new(FieldErrorKind::Invalid, "", e.to_string())])?;
-        if spec_absent && canonical.get("spec") == Some(&json!({})) {
-            if let Some(o) = canonical.as_object_mut() {
+        if spec_absent && canonical.get("spec") == Some(&json!({}))
+            && let Some(o) = canonical.as_object_mut() {
                 o.remove("spec");
             }
-        }
         Ok(canonical)
     }
 

@@ -35,6 +35,8 @@ async fn start(data_dir: &Path, store: &str) -> Server {
             "0",
             "--metrics-port",
             "auto",
+            "--device-port",
+            "0",
             "--store",
             store,
             "--log-format",

@@ -2,7 +2,7 @@
 //!
 //! Layout of the temporary directory: `data/` (the server's `--data-dir`), `server.log`
 //! (stdout and stderr of every run, appended across restarts) and `kubectl-cache/`. The server
-//! is started with `--secure-port 0 --metrics-port auto`; it is ready when `data/ports.json` names
+//! is started with `--secure-port 0 --metrics-port auto --device-port 0`; it is ready when `data/ports.json` names
 //! its ports, `data/kubeconfig` points at the secure port, and `/readyz` on the metrics port
 //! answers 200. The process is SIGKILLed on drop; if the test is panicking, the log tail is
 //! printed, and `FLOTTA_E2E_KEEP=1` keeps the directory for inspection.
@@ -249,7 +249,7 @@ impl Server {
         let child = Command::new(&binary)
             .arg("--data-dir")
             .arg(&data_dir)
-            .args(["--secure-port", "0", "--metrics-port", "auto"])
+            .args(["--secure-port", "0", "--metrics-port", "auto", "--device-port", "0"])
             .args(&self.args)
             .env("RUST_BACKTRACE", "1")
             // The log goes to a file that people read; colour codes would only clutter it.

@@ -204,8 +204,8 @@ impl<'a> Collection<'a> {
             .get("name")
             .and_then(Value::as_str)
             .is_some_and(|n| !n.is_empty());
-        if !has_name {
-            if let Some(prefix) = meta
+        if !has_name
+            && let Some(prefix) = meta
                 .get("generateName")
                 .and_then(Value::as_str)
                 .filter(|p| !p.is_empty())
@@ -213,7 +213,6 @@ impl<'a> Collection<'a> {
                 let name = object::generate_name(prefix);
                 meta.insert("name".into(), json!(name));
             }
-        }
         meta.insert("uid".into(), json!(object::new_uid()));
         meta.insert("creationTimestamp".into(), json!(object::now()));
         meta.insert("generation".into(), json!(1));
@@ -225,18 +224,17 @@ impl<'a> Collection<'a> {
         ] {
             meta.remove(field);
         }
-        if self.def.has_status {
-            if let Some(o) = obj.as_object_mut() {
+        if self.def.has_status
+            && let Some(o) = obj.as_object_mut() {
                 o.remove("status");
             }
-        }
         let mut warnings = Vec::new();
         let canonical = self.canonicalize(&obj, opts.field_validation, &mut warnings)?;
         let name = object::meta_str(&canonical, "name")
             .unwrap_or_default()
             .to_string();
-        if let Some(ns) = namespace {
-            if let Some(msg) = object::validate_namespace(ns) {
+        if let Some(ns) = namespace
+            && let Some(msg) = object::validate_namespace(ns) {
                 return Err(self.invalid(
                     &name,
                     vec![FieldError::new(
@@ -246,7 +244,6 @@ impl<'a> Collection<'a> {
                     )],
                 ));
             }
-        }
         let target = self.target(&name);
         let key = self.key(namespace, &name);
         if opts.dry_run {
@@ -369,13 +366,12 @@ impl<'a> Collection<'a> {
         let name = object::meta_str(current, "name")
             .unwrap_or_default()
             .to_string();
-        if let Some(body_name) = object::meta_str(&desired, "name") {
-            if !body_name.is_empty() && body_name != name {
+        if let Some(body_name) = object::meta_str(&desired, "name")
+            && !body_name.is_empty() && body_name != name {
                 return Err(ApiError::BadRequest(format!(
                     "the name of the object ({body_name}) does not match the name on the URL ({name})"
                 )));
             }
-        }
         let mut next = if subresource == Some("status") {
             // /status takes only .status from the request.
             let mut next = current.clone();
@@ -593,8 +589,8 @@ impl DeleteOptions {
                 o.dry_run = true;
             }
         }
-        if let Some(policy) = body.get("propagationPolicy").and_then(Value::as_str) {
-            if !matches!(policy, "Orphan" | "Background" | "Foreground") {
+        if let Some(policy) = body.get("propagationPolicy").and_then(Value::as_str)
+            && !matches!(policy, "Orphan" | "Background" | "Foreground") {
                 return Err(ApiError::invalid_options(
                     "DeleteOptions",
                     vec![FieldError::new(
@@ -606,7 +602,6 @@ impl DeleteOptions {
                     )],
                 ));
             }
-        }
         Ok(o)
     }
 

@@ -38,7 +38,7 @@ fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Respons
     response
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -138,7 +138,7 @@ impl Server {
         let child = Command::new(bin)
             .arg("--data-dir")
             .arg(&data_dir)
-            .args(["--secure-port", "0", "--metrics-port", "0"])
+            .args(["--secure-port", "0", "--metrics-port", "0", "--device-port", "off"])
             .args(["--store", store.as_flag()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
