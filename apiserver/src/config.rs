@@ -65,6 +65,18 @@ pub struct Options {
     #[arg(long, env = "FLOTTA_DEVICE_CERT_VALIDITY", default_value = "30d")]
     pub device_cert_validity: CertValidity,
 
+    /// A device is shown offline after this many of its heartbeat periods pass without a
+    /// heartbeat.
+    #[arg(long, env = "FLOTTA_DEVICE_OFFLINE_AFTER_MISSED", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub device_offline_after_missed: u32,
+
+    /// Seconds between writes of a device's `status.lastSeen` to the store (the live value
+    /// is always served from memory; this only bounds what a restart loses).
+    #[arg(long, env = "FLOTTA_DEVICE_LAST_SEEN_CHECKPOINT", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub device_last_seen_checkpoint: u64,
+
     /// Port of the plain-HTTP health and Prometheus metrics listener: a number, `auto`
     /// (pick a free port) or `0`/`off` (disabled).
     #[arg(long, env = "FLOTTA_METRICS_PORT", default_value = "8080")]

@@ -53,10 +53,12 @@ where
         }
         let mut canonical = serde_json::to_value(&typed)
             .map_err(|e| vec![FieldError::new(FieldErrorKind::Invalid, "", e.to_string())])?;
-        if spec_absent && canonical.get("spec") == Some(&json!({}))
-            && let Some(o) = canonical.as_object_mut() {
-                o.remove("spec");
-            }
+        if spec_absent
+            && canonical.get("spec") == Some(&json!({}))
+            && let Some(o) = canonical.as_object_mut()
+        {
+            o.remove("spec");
+        }
         Ok(canonical)
     }
 
@@ -148,8 +150,25 @@ fn edge_device_cells(o: &Value) -> Vec<Value> {
     ]
 }
 
+/// The status of the `Ready` condition in `status.conditions`, or null.
+fn ready(o: &Value) -> Value {
+    o.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
+        })
+        .and_then(|c| c.get("status").cloned())
+        .unwrap_or(Value::Null)
+}
+
 fn edge_device_set_cells(o: &Value) -> Vec<Value> {
     vec![
+        json!(
+            o.pointer("/status/memberCount")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        ),
         at(o, "/spec/heartbeat/periodSeconds"),
         at(o, "/spec/osInformation/commitID"),
     ]
@@ -175,7 +194,12 @@ fn edge_workload_cells(o: &Value) -> Vec<Value> {
                 .collect()
         })
         .unwrap_or_default();
-    vec![at(o, "/spec/type"), target, json!(images.join(","))]
+    vec![
+        at(o, "/spec/type"),
+        target,
+        ready(o),
+        json!(images.join(",")),
+    ]
 }
 
 fn edsr_cells(o: &Value) -> Vec<Value> {
@@ -194,6 +218,7 @@ fn edsr_cells(o: &Value) -> Vec<Value> {
 fn edge_config_cells(o: &Value) -> Vec<Value> {
     vec![
         count(o, "/spec/edgePlaybook/playbooks"),
+        ready(o),
         condition_state(o, "/status/edgePlaybookStatus/conditions", ""),
     ]
 }
@@ -293,6 +318,12 @@ pub fn flotta() -> ResourceRegistry {
         &[],
         v1::object_schema::<EdgeDeviceSet>(),
         vec![
+            col(
+                "Members",
+                "integer",
+                "status.memberCount: devices in the set",
+                0,
+            ),
             col("Heartbeat", "integer", "spec.heartbeat.periodSeconds", 0),
             col("OS Commit", "string", "spec.osInformation.commitID", 1),
         ],
@@ -310,6 +341,12 @@ pub fn flotta() -> ResourceRegistry {
                 "Target",
                 "string",
                 "spec.device, or spec.deviceSelector as a label selector",
+                0,
+            ),
+            col(
+                "Ready",
+                "string",
+                "the Ready condition: placed on its devices",
                 0,
             ),
             col(
@@ -353,6 +390,7 @@ pub fn flotta() -> ResourceRegistry {
                 "the number of spec.edgePlaybook.playbooks",
                 0,
             ),
+            col("Ready", "string", "the Ready condition", 0),
             col(
                 "State",
                 "string",

@@ -176,8 +176,15 @@ pub async fn run_until(
     // before anything is announced.
     let device_pki = match opts.device_port.bind_port() {
         Some(_) => {
-            let source = match (&opts.device_ca_cert, &opts.device_ca_key) {
-                (Some(cert), Some(key)) => CaSource::Files(cert.clone(), key.clone()),
+            let source = match (&opts.device_ca_cert, &opts.device_ca_key, &aggregated) {
+                (Some(cert), Some(key), _) => CaSource::Files(cert.clone(), key.clone()),
+                // In a cluster the CA is the Secret `flotta-ca` (Flotta's layout).
+                (_, _, Some(aggregated)) => {
+                    let (cert, key) = aggregated
+                        .device_ca_files(&opts.cluster, &opts.pki_dir())
+                        .await?;
+                    CaSource::Files(cert, key)
+                }
                 _ => CaSource::Store,
             };
             Some(
@@ -283,8 +290,11 @@ pub async fn run_until(
     };
     // Liveness (last seen, online) lives in memory and is merged into EdgeDevices as they
     // are served.
-    // TODO(device liveness flags): build the config from the liveness flags once they exist.
-    let liveness = Arc::new(Liveness::new(LivenessConfig::default()));
+    let liveness = Arc::new(Liveness::new(LivenessConfig {
+        missed_periods: opts.device_offline_after_missed,
+        checkpoint_interval: std::time::Duration::from_secs(opts.device_last_seen_checkpoint),
+        ..LivenessConfig::default()
+    }));
     registry.set_presenter(
         flotta_api::v1alpha1::GROUP,
         "edgedevices",
@@ -352,8 +362,8 @@ pub async fn run_until(
             return;
         };
         let app = health_router(health).layer(axum::Extension(edge_metrics.clone()));
-        let serve = axum::serve(listener, app)
-            .with_graceful_shutdown(stopped(stop_metrics_rx.clone()));
+        let serve =
+            axum::serve(listener, app).with_graceful_shutdown(stopped(stop_metrics_rx.clone()));
         let deadline = async {
             stopped(stop_metrics_rx).await;
             tokio::time::sleep(drain_timeout).await;
