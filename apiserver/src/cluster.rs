@@ -24,6 +24,7 @@ pub mod events;
 pub mod references;
 pub mod serving_certificate;
 
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
@@ -80,7 +81,9 @@ impl FromStr for GoDuration {
             return Ok(GoDuration(Duration::ZERO));
         }
         let signed: jiff::SignedDuration = s.trim().parse().map_err(|_| invalid())?;
-        Duration::try_from(signed).map(GoDuration).map_err(|_| invalid())
+        Duration::try_from(signed)
+            .map(GoDuration)
+            .map_err(|_| invalid())
     }
 }
 
@@ -125,7 +128,11 @@ pub struct ClusterOptions {
 
     /// Common names allowed for the front proxy's certificate (comma separated; empty
     /// allows any). Used with `--requestheader-client-ca-file`.
-    #[arg(long, env = "FLOTTA_REQUESTHEADER_ALLOWED_NAMES", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "FLOTTA_REQUESTHEADER_ALLOWED_NAMES",
+        value_delimiter = ','
+    )]
     pub requestheader_allowed_names: Vec<String>,
 
     /// Headers naming the user. Used with `--requestheader-client-ca-file`.
@@ -147,15 +154,27 @@ pub struct ClusterOptions {
     pub requestheader_extra_headers_prefix: Vec<String>,
 
     /// How long TokenReview answers are cached (Go duration, e.g. `10s`).
-    #[arg(long, env = "FLOTTA_AUTHENTICATION_TOKEN_WEBHOOK_CACHE_TTL", default_value = "10s")]
+    #[arg(
+        long,
+        env = "FLOTTA_AUTHENTICATION_TOKEN_WEBHOOK_CACHE_TTL",
+        default_value = "10s"
+    )]
     pub authentication_token_webhook_cache_ttl: GoDuration,
 
     /// How long allowed SubjectAccessReview answers are cached.
-    #[arg(long, env = "FLOTTA_AUTHORIZATION_WEBHOOK_CACHE_AUTHORIZED_TTL", default_value = "10s")]
+    #[arg(
+        long,
+        env = "FLOTTA_AUTHORIZATION_WEBHOOK_CACHE_AUTHORIZED_TTL",
+        default_value = "10s"
+    )]
     pub authorization_webhook_cache_authorized_ttl: GoDuration,
 
     /// How long denied SubjectAccessReview answers are cached.
-    #[arg(long, env = "FLOTTA_AUTHORIZATION_WEBHOOK_CACHE_UNAUTHORIZED_TTL", default_value = "10s")]
+    #[arg(
+        long,
+        env = "FLOTTA_AUTHORIZATION_WEBHOOK_CACHE_UNAUTHORIZED_TTL",
+        default_value = "10s"
+    )]
     pub authorization_webhook_cache_unauthorized_ttl: GoDuration,
 
     /// Namespace of the `flotta-ca` Secret holding the device CA in aggregated mode;
@@ -168,9 +187,7 @@ impl ClusterOptions {
     /// The mode to run in, with `auto` decided from the environment.
     pub fn resolved_mode(&self) -> Mode {
         match self.mode {
-            Mode::Auto if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
-                Mode::Aggregated
-            }
+            Mode::Auto if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => Mode::Aggregated,
             Mode::Auto => Mode::Standalone,
             mode => mode,
         }
@@ -243,8 +260,8 @@ pub enum ClusterError {
     /// The client could not be built from the configuration.
     #[error("building the Kubernetes client: {0}")]
     Client(#[source] kube::Error),
-    /// A file named by a flag could not be read.
-    #[error("reading {}: {source}", path.display())]
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
@@ -267,6 +284,9 @@ pub enum ClusterError {
     /// A start-up task failed.
     #[error("start-up task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The device CA Secret could not be read, created or used.
+    #[error(transparent)]
+    DeviceCa(#[from] device_ca::DeviceCaError),
 }
 
 /// A Kubernetes client from a kubeconfig file, or from the pod's service account.
@@ -410,18 +430,48 @@ impl Aggregated {
         events::ClusterEvents::new(self.client.clone(), instance)
     }
 
-    /// The device CA from the `flotta-ca` Secret in `--ca-secret-namespace` (default: the
-    /// server's namespace), created if absent.
-    pub async fn device_ca(
+    /// The namespace of the `flotta-ca` Secret: `--ca-secret-namespace`, else the
+    /// server's own.
+    pub fn ca_secret_namespace<'a>(&'a self, opts: &'a ClusterOptions) -> &'a str {
+        opts.ca_secret_namespace
+            .as_deref()
+            .unwrap_or(&self.namespace)
+    }
+
+    /// The device CA from the `flotta-ca` Secret (created if absent), written to `dir` as
+    /// `device-ca.crt` and `device-ca.key` (mode 0600) for the device listener, which
+    /// loads an operator CA from files; returns the two paths.
+    pub async fn device_ca_files(
         &self,
         opts: &ClusterOptions,
-    ) -> Result<crate::edge::ca::DeviceCa, device_ca::DeviceCaError> {
-        let namespace = opts
-            .ca_secret_namespace
-            .as_deref()
-            .unwrap_or(&self.namespace);
-        device_ca::load_or_create(self.client.clone(), namespace).await
+        dir: &Path,
+    ) -> Result<(PathBuf, PathBuf), ClusterError> {
+        let namespace = self.ca_secret_namespace(opts);
+        let pem = device_ca::load_or_create_pem(self.client.clone(), namespace).await?;
+        let cert = dir.join("device-ca.crt");
+        let key = dir.join("device-ca.key");
+        let (cert_path, key_path) = (cert.clone(), key.clone());
+        let dir = dir.to_owned();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)?;
+            pki::write_atomically(&cert_path, pem.cert_pem.as_bytes(), 0o600)?;
+            pki::write_atomically(&key_path, pem.key_pem.as_bytes(), 0o600)
+        })
+        .await?
+        .map_err(|source| ClusterError::Read {
+            path: dir_of(&cert),
+            source,
+        })?;
+        tracing::info!(%namespace, name = device_ca::CA_SECRET_NAME, "device CA loaded from the cluster");
+        Ok((cert, key))
     }
+}
+
+fn dir_of(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_owned).unwrap_or_default()
 }
 
 /// [`client`] for review calls (bounded read timeout), taking an owned path.

@@ -83,7 +83,12 @@ async fn front_proxy_identity_is_trusted_and_authorized_by_access_review() {
 
     // The aggregator's availability probe and writes as system:masters: no review.
     let (code, body) = proxy
-        .send(Method::GET, "/apis/management.project-flotta.io/v1alpha1", AGGREGATOR, None)
+        .send(
+            Method::GET,
+            "/apis/management.project-flotta.io/v1alpha1",
+            AGGREGATOR,
+            None,
+        )
         .await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["kind"], "APIResourceList");
@@ -91,7 +96,10 @@ async fn front_proxy_identity_is_trusted_and_authorized_by_access_review() {
         .send(Method::POST, DEVICES, AGGREGATOR, Some(device("dev1")))
         .await;
     assert_eq!(code, 201, "{body}");
-    assert!(double.access_reviews().is_empty(), "system:masters is never reviewed");
+    assert!(
+        double.access_reviews().is_empty(),
+        "system:masters is never reviewed"
+    );
 
     // alice through the proxy, with groups (one per header line) and an extra.
     let alice = [
@@ -99,7 +107,10 @@ async fn front_proxy_identity_is_trusted_and_authorized_by_access_review() {
         ("X-Remote-Group", "devs"),
         ("X-Remote-Group", "qa,ops"),
         ("X-Remote-Extra-Scopes", "s1"),
-        ("X-Remote-Extra-Authentication.kubernetes.io%2fpod-Name", "pod-7"),
+        (
+            "X-Remote-Extra-Authentication.kubernetes.io%2fpod-Name",
+            "pod-7",
+        ),
     ];
     let (code, body) = proxy
         .send(Method::GET, &format!("{DEVICES}/dev1/status"), &alice, None)
@@ -213,7 +224,12 @@ async fn denial_is_a_forbidden_status_in_kube_apiserver_words() {
     // A review that fails is a denial (fail closed).
     double.set_policy(|_| Err(reqwest::StatusCode::INTERNAL_SERVER_ERROR));
     let (code, body) = proxy
-        .send(Method::GET, "/apis/management.project-flotta.io/v1alpha1/edgedevicesets", &alice, None)
+        .send(
+            Method::GET,
+            "/apis/management.project-flotta.io/v1alpha1/edgedevicesets",
+            &alice,
+            None,
+        )
         .await;
     assert_eq!(code, 403, "{body}");
     assert_eq!(body["reason"], "Forbidden");
@@ -223,11 +239,17 @@ async fn denial_is_a_forbidden_status_in_kube_apiserver_words() {
 async fn identity_headers_are_ignored_unless_the_front_proxy_certificate_is_trusted() {
     let (cluster, double, server) = start().await;
     double.set_policy(alice_reads);
-    let alice = [("X-Remote-User", "alice"), ("X-Remote-Group", "system:masters")];
+    let alice = [
+        ("X-Remote-User", "alice"),
+        ("X-Remote-Group", "system:masters"),
+    ];
     let path = format!("{DEVICES}/dev1");
 
     // No certificate: the headers are stripped and the request is anonymous.
-    let (code, body) = server.client(None).send(Method::GET, &path, &alice, None).await;
+    let (code, body) = server
+        .client(None)
+        .send(Method::GET, &path, &alice, None)
+        .await;
     assert_eq!(code, 403, "{body}");
     assert!(
         body["message"]
@@ -303,7 +325,11 @@ async fn bearer_tokens_are_reviewed_then_authorized() {
     assert_eq!(review["uid"], "6f0c1b8e-0000-4000-8000-000000000002");
     assert_eq!(
         review["groups"],
-        json!(["system:serviceaccounts", "system:serviceaccounts:flotta", "system:authenticated"])
+        json!([
+            "system:serviceaccounts",
+            "system:serviceaccounts:flotta",
+            "system:authenticated"
+        ])
     );
     assert_eq!(review["resourceAttributes"]["verb"], "list");
 
@@ -314,7 +340,12 @@ async fn bearer_tokens_are_reviewed_then_authorized() {
 
     // An unknown token is an authentication error, not anonymous.
     let (code, body) = client
-        .send(Method::GET, DEVICES, &[("Authorization", "Bearer stolen")], None)
+        .send(
+            Method::GET,
+            DEVICES,
+            &[("Authorization", "Bearer stolen")],
+            None,
+        )
         .await;
     assert_eq!(code, 401, "{body}");
     assert_eq!(double.token_reviews().len(), 2);
@@ -325,7 +356,12 @@ async fn a_new_request_header_ca_is_used_without_a_restart() {
     let (cluster, double, server) = start().await;
     let proxy_before = server.client(Some(&cluster.front_proxy));
     let (code, _) = proxy_before
-        .send(Method::GET, "/apis/management.project-flotta.io/v1alpha1", AGGREGATOR, None)
+        .send(
+            Method::GET,
+            "/apis/management.project-flotta.io/v1alpha1",
+            AGGREGATOR,
+            None,
+        )
         .await;
     assert_eq!(code, 200);
 
@@ -336,7 +372,12 @@ async fn a_new_request_header_ca_is_used_without_a_restart() {
     let proxy_after = server.client(Some(&rotated));
     let accepted = wait_for_async(Duration::from_secs(20), || async {
         let (code, _) = proxy_after
-            .send(Method::GET, "/apis/management.project-flotta.io/v1alpha1", AGGREGATOR, None)
+            .send(
+                Method::GET,
+                "/apis/management.project-flotta.io/v1alpha1",
+                AGGREGATOR,
+                None,
+            )
             .await;
         (code == 200).then_some(())
     })
@@ -346,7 +387,12 @@ async fn a_new_request_header_ca_is_used_without_a_restart() {
     // The old front-proxy certificate no longer asserts identities, even on a connection
     // opened before the rotation.
     let (code, _) = proxy_before
-        .send(Method::GET, "/apis/management.project-flotta.io/v1alpha1", AGGREGATOR, None)
+        .send(
+            Method::GET,
+            "/apis/management.project-flotta.io/v1alpha1",
+            AGGREGATOR,
+            None,
+        )
         .await;
     assert_eq!(code, 401);
 
@@ -359,9 +405,9 @@ async fn a_new_request_header_ca_is_used_without_a_restart() {
     assert!(calls.iter().any(|r| !r.query.contains("watch=")));
     assert!(calls.iter().any(|r| r.query.contains("watch=true")));
     assert!(
-        calls
-            .iter()
-            .all(|r| r.query.contains("fieldSelector=metadata.name%3Dextension-apiserver-authentication")),
+        calls.iter().all(|r| r
+            .query
+            .contains("fieldSelector=metadata.name%3Dextension-apiserver-authentication")),
         "{calls:?}"
     );
 }
@@ -379,7 +425,12 @@ async fn health_is_open_and_readiness_waits_for_the_authentication_configuration
     assert!(body.contains("[-]authentication failed"), "{body}");
     let anonymous = server.client(None);
     let (code, body) = anonymous
-        .send(Method::GET, "/apis/management.project-flotta.io/v1alpha1", &[], None)
+        .send(
+            Method::GET,
+            "/apis/management.project-flotta.io/v1alpha1",
+            &[],
+            None,
+        )
         .await;
     assert_eq!(code, 503, "{body}");
     assert_eq!(body["reason"], "ServiceUnavailable");
@@ -394,7 +445,10 @@ async fn health_is_open_and_readiness_waits_for_the_authentication_configuration
         let (code, body) = anonymous.send(Method::GET, path, &[], None).await;
         assert_eq!(code, 200, "{path}: {body}");
     }
-    assert!(double.access_reviews().is_empty(), "health paths are never reviewed");
+    assert!(
+        double.access_reviews().is_empty(),
+        "health paths are never reviewed"
+    );
 }
 
 #[tokio::test]
@@ -421,4 +475,32 @@ async fn sigterm_drains_and_closes_watches() {
         .expect("the server stopped")
         .expect("no panic");
     assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn the_device_ca_is_kept_in_the_flotta_ca_secret() {
+    let (_cluster, double, server) = start().await;
+    let secret = double
+        .secret("flotta", "flotta-ca")
+        .expect("the server created flotta/flotta-ca");
+    let decode = |key: &str| {
+        let text = secret["data"][key].as_str().expect("key");
+        String::from_utf8(
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text)
+                .expect("base64"),
+        )
+        .expect("PEM text")
+    };
+    let ca_crt = decode("ca.crt");
+    assert!(decode("ca.key").contains("PRIVATE KEY"));
+    let bootstrap_ca = |server: &Server| {
+        std::fs::read_to_string(server.data_dir.path().join("data/device-bootstrap/ca.pem"))
+            .expect("bootstrap ca.pem")
+    };
+    assert_eq!(bootstrap_ca(&server), ca_crt, "devices get the Secret's CA");
+
+    // Another replica (or a restart on a new volume) signs with the same CA.
+    let second = Server::start(&double, &[]).await;
+    second.wait_ready().await;
+    assert_eq!(bootstrap_ca(&second), ca_crt);
 }

@@ -112,19 +112,34 @@ fn base_renders_with_everything_the_aggregator_needs() {
             {
                 assert_eq!(namespace, Some("kube-system"))
             }
-            _ => assert_eq!(namespace, Some("flotta"), "{kind} {}", object["metadata"]["name"]),
+            _ => assert_eq!(
+                namespace,
+                Some("flotta"),
+                "{kind} {}",
+                object["metadata"]["name"]
+            ),
         }
     }
 
     // APIService (§1.1).
-    let api_service = find(&objects, "APIService", "v1alpha1.management.project-flotta.io");
+    let api_service = find(
+        &objects,
+        "APIService",
+        "v1alpha1.management.project-flotta.io",
+    );
     assert_eq!(api_service["apiVersion"], "apiregistration.k8s.io/v1");
     let spec = &api_service["spec"];
     assert_eq!(
-        format!("{}.{}", spec["version"].as_str().unwrap(), spec["group"].as_str().unwrap()),
+        format!(
+            "{}.{}",
+            spec["version"].as_str().unwrap(),
+            spec["group"].as_str().unwrap()
+        ),
         "v1alpha1.management.project-flotta.io"
     );
-    let group_priority = spec["groupPriorityMinimum"].as_i64().expect("groupPriorityMinimum");
+    let group_priority = spec["groupPriorityMinimum"]
+        .as_i64()
+        .expect("groupPriorityMinimum");
     assert!((1..20000).contains(&group_priority));
     let version_priority = spec["versionPriority"].as_i64().expect("versionPriority");
     assert!((1..=1000).contains(&version_priority));
@@ -136,7 +151,11 @@ fn base_renders_with_everything_the_aggregator_needs() {
     let service_port = spec["service"]["port"].as_i64().unwrap_or(443);
 
     // The Service it names has that port, targeting the container's secure port.
-    let service = find(&objects, "Service", spec["service"]["name"].as_str().unwrap());
+    let service = find(
+        &objects,
+        "Service",
+        spec["service"]["name"].as_str().unwrap(),
+    );
     let port = service["spec"]["ports"]
         .as_array()
         .unwrap()
@@ -171,7 +190,10 @@ fn base_renders_with_everything_the_aggregator_needs() {
     // The device Service reaches the device port.
     let device = find(&objects, "Service", "flotta-edge-api");
     let device_target = device["spec"]["ports"][0]["targetPort"].as_str().unwrap();
-    assert_eq!(container_port(device_target).to_string(), arg("--device-port"));
+    assert_eq!(
+        container_port(device_target).to_string(),
+        arg("--device-port")
+    );
 
     // The Deployment: aggregated mode on all interfaces, serving certificate files from
     // the Secret, probes on the metrics port, one replica on a PVC, restricted context.
@@ -189,9 +211,15 @@ fn base_renders_with_everything_the_aggregator_needs() {
     assert!(container["resources"]["requests"]["memory"].is_string());
     assert!(container["resources"]["limits"]["memory"].is_string());
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(container["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
-    assert_eq!(container["securityContext"]["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(
+        container["securityContext"]["capabilities"]["drop"],
+        serde_json::json!(["ALL"])
+    );
     let volumes = pod["volumes"].as_array().unwrap();
     let claim = volumes
         .iter()
@@ -216,7 +244,11 @@ fn base_renders_with_everything_the_aggregator_needs() {
 
     // RBAC of delegation (§1.3).
     assert!(binds_service_account(
-        find(&objects, "ClusterRoleBinding", "flotta-apiserver:system:auth-delegator"),
+        find(
+            &objects,
+            "ClusterRoleBinding",
+            "flotta-apiserver:system:auth-delegator"
+        ),
         "ClusterRole",
         "system:auth-delegator"
     ));
@@ -231,8 +263,18 @@ fn base_renders_with_everything_the_aggregator_needs() {
     ));
     // What the server reads itself, bound to its ServiceAccount.
     let own = find(&objects, "ClusterRole", "flotta-apiserver");
-    assert!(grants(own, "", &["configmaps", "secrets", "namespaces"], &["get", "list", "watch"]));
-    assert!(grants(own, "events.k8s.io", &["events"], &["create", "patch"]));
+    assert!(grants(
+        own,
+        "",
+        &["configmaps", "secrets", "namespaces"],
+        &["get", "list", "watch"]
+    ));
+    assert!(grants(
+        own,
+        "events.k8s.io",
+        &["events"],
+        &["create", "patch"]
+    ));
     assert!(binds_service_account(
         find(&objects, "ClusterRoleBinding", "flotta-apiserver"),
         "ClusterRole",
@@ -244,8 +286,32 @@ fn base_renders_with_everything_the_aggregator_needs() {
     let status: Vec<String> = SIX.iter().map(|r| format!("{r}/status")).collect();
     let status: Vec<&str> = status.iter().map(String::as_str).collect();
     for (label, verbs) in [
-        ("admin", &["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"][..]),
-        ("edit", &["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"][..]),
+        (
+            "admin",
+            &[
+                "get",
+                "list",
+                "watch",
+                "create",
+                "update",
+                "patch",
+                "delete",
+                "deletecollection",
+            ][..],
+        ),
+        (
+            "edit",
+            &[
+                "get",
+                "list",
+                "watch",
+                "create",
+                "update",
+                "patch",
+                "delete",
+                "deletecollection",
+            ][..],
+        ),
         ("view", &["get", "list", "watch"][..]),
     ] {
         let key = format!("rbac.authorization.k8s.io/aggregate-to-{label}");
@@ -254,10 +320,16 @@ fn base_renders_with_everything_the_aggregator_needs() {
             .find(|o| o["kind"] == "ClusterRole" && o["metadata"]["labels"][&key] == "true")
             .unwrap_or_else(|| panic!("no ClusterRole labelled {key}"));
         assert!(grants(role, group, &SIX, verbs), "{label}");
-        assert!(grants(role, group, &status, &["get"]), "{label} reads status");
+        assert!(
+            grants(role, group, &status, &["get"]),
+            "{label} reads status"
+        );
     }
     let view = find(&objects, "ClusterRole", "flotta:aggregate-to-view");
-    assert!(!grants(view, group, &["edgedevices"], &["delete"]), "view is read-only");
+    assert!(
+        !grants(view, group, &["edgedevices"], &["delete"]),
+        "view is read-only"
+    );
 }
 
 #[test]
@@ -274,11 +346,18 @@ fn certificate_overlay_pins_the_serving_ca() {
     let objects = kustomize(out.path());
 
     let ca_pem = std::fs::read(out.path().join("ca.crt")).expect("ca.crt");
-    let api_service = find(&objects, "APIService", "v1alpha1.management.project-flotta.io");
+    let api_service = find(
+        &objects,
+        "APIService",
+        "v1alpha1.management.project-flotta.io",
+    );
     let bundle = base64::engine::general_purpose::STANDARD
         .decode(api_service["spec"]["caBundle"].as_str().expect("caBundle"))
         .expect("base64");
-    assert_eq!(bundle, ca_pem, "caBundle is the CA that signed the serving certificate");
+    assert_eq!(
+        bundle, ca_pem,
+        "caBundle is the CA that signed the serving certificate"
+    );
 
     let secret = find(&objects, "Secret", "flotta-apiserver-serving");
     assert_eq!(secret["type"], "kubernetes.io/tls");

@@ -12,6 +12,7 @@
 
 pub mod binary;
 pub mod deadline;
+pub mod device;
 pub mod http;
 pub mod kubectl;
 pub mod server;

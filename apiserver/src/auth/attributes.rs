@@ -119,14 +119,14 @@ impl RequestAttributes {
             rest = &rest[1..];
         }
 
-        if rest.first() == Some(&"namespaces") {
-            if let Some(namespace) = rest.get(1) {
-                attrs.namespace = (*namespace).to_owned();
-                // `/namespaces/<ns>/status` and `/finalize` are subresources of the
-                // namespace itself; anything else names a resource inside it.
-                if rest.len() > 2 && !matches!(rest[2], "status" | "finalize") {
-                    rest = &rest[2..];
-                }
+        if rest.first() == Some(&"namespaces")
+            && let Some(namespace) = rest.get(1)
+        {
+            attrs.namespace = (*namespace).to_owned();
+            // `/namespaces/<ns>/status` and `/finalize` are subresources of the
+            // namespace itself; anything else names a resource inside it.
+            if rest.len() > 2 && !matches!(rest[2], "status" | "finalize") {
+                rest = &rest[2..];
             }
         }
         if attrs.verb != "proxy"
@@ -417,11 +417,20 @@ mod tests {
             ),
         ] {
             let got = resource("GET", collection, Some(query));
-            assert_eq!((got.verb.as_str(), got.name.as_str()), (verb, name), "{query}");
+            assert_eq!(
+                (got.verb.as_str(), got.name.as_str()),
+                (verb, name),
+                "{query}"
+            );
         }
         // A named delete of the collection is still deletecollection: only GET reads it.
         assert_eq!(
-            resource("DELETE", collection, Some("fieldSelector=metadata.name%3Dd1")).verb,
+            resource(
+                "DELETE",
+                collection,
+                Some("fieldSelector=metadata.name%3Dd1")
+            )
+            .verb,
             "deletecollection"
         );
     }
@@ -465,7 +474,10 @@ mod tests {
             ("namespaces", "ns", "finalize")
         );
         let cm = resource("GET", "/api/v1/namespaces/ns/configmaps/c", None);
-        assert_eq!((cm.resource.as_str(), cm.name.as_str()), ("configmaps", "c"));
+        assert_eq!(
+            (cm.resource.as_str(), cm.name.as_str()),
+            ("configmaps", "c")
+        );
         // Percent-encoded paths are decoded first.
         assert_eq!(
             resource(
@@ -534,7 +546,10 @@ mod tests {
                 "edgedevices.{G} is forbidden: User \"bob\" cannot list resource \"edgedevices/status\" in API group \"{G}\" at the cluster scope: no RBAC rule"
             )
         );
-        assert_eq!(status["details"], json!({"group": G, "kind": "edgedevices"}));
+        assert_eq!(
+            status["details"],
+            json!({"group": G, "kind": "edgedevices"})
+        );
 
         let status = forbidden_status(
             "system:anonymous",

@@ -92,7 +92,10 @@ impl AuthenticationConfig {
     }
 }
 
-fn pool(data: &BTreeMap<String, String>, key: &str) -> Result<Option<CertificatePool>, ConfigError> {
+fn pool(
+    data: &BTreeMap<String, String>,
+    key: &str,
+) -> Result<Option<CertificatePool>, ConfigError> {
     match data.get(key).map(|s| s.trim()) {
         None | Some("") => Ok(None),
         Some(pem) => CertificatePool::from_pem(pem.as_bytes())
@@ -145,7 +148,10 @@ mod tests {
             ("requestheader-username-headers", r#"["X-Remote-User"]"#),
             ("requestheader-uid-headers", ""),
             ("requestheader-group-headers", r#"["X-Remote-Group"]"#),
-            ("requestheader-extra-headers-prefix", r#"["X-Remote-Extra-"]"#),
+            (
+                "requestheader-extra-headers-prefix",
+                r#"["X-Remote-Extra-"]"#,
+            ),
         ]))
         .unwrap();
         assert_eq!(config.client_ca.as_ref().unwrap().roots().len(), 1);

@@ -140,14 +140,12 @@ impl TokenAuthenticator {
         let answer = self.reviewer.token_review(review).await?;
         let status = answer.status.unwrap_or_default();
         let verdict = match status.user {
-            Some(user) if status.authenticated == Some(true) => {
-                TokenVerdict::Authenticated(User {
-                    name: user.username.unwrap_or_default(),
-                    uid: user.uid.unwrap_or_default(),
-                    groups: user.groups.unwrap_or_default(),
-                    extra: user.extra.unwrap_or_default(),
-                })
-            }
+            Some(user) if status.authenticated == Some(true) => TokenVerdict::Authenticated(User {
+                name: user.username.unwrap_or_default(),
+                uid: user.uid.unwrap_or_default(),
+                groups: user.groups.unwrap_or_default(),
+                extra: user.extra.unwrap_or_default(),
+            }),
             _ => TokenVerdict::Rejected(status.error.unwrap_or_default()),
         };
         self.cache.insert(key, verdict.clone(), self.ttl);
@@ -262,39 +260,39 @@ mod tests {
     use k8s_openapi::api::authorization::v1::SubjectAccessReviewStatus;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// A [`Reviewer`] answering from closures.
-struct FnReviewer<T, S> {
-    token: T,
-    access: S,
-}
-
-impl<T, S> FnReviewer<T, S>
-where
-    T: Fn(&TokenReviewSpec) -> Result<TokenReview, ReviewError> + Send + Sync,
-    S: Fn(&SubjectAccessReviewSpec) -> Result<SubjectAccessReview, ReviewError> + Send + Sync,
-{
-    fn new(token: T, access: S) -> Self {
-        FnReviewer { token, access }
-    }
-}
-
-#[async_trait]
-impl<T, S> Reviewer for FnReviewer<T, S>
-where
-    T: Fn(&TokenReviewSpec) -> Result<TokenReview, ReviewError> + Send + Sync,
-    S: Fn(&SubjectAccessReviewSpec) -> Result<SubjectAccessReview, ReviewError> + Send + Sync,
-{
-    async fn token_review(&self, review: TokenReview) -> Result<TokenReview, ReviewError> {
-        (self.token)(&review.spec)
+    /// A [`Reviewer`] answering from closures.
+    struct FnReviewer<T, S> {
+        token: T,
+        access: S,
     }
 
-    async fn subject_access_review(
-        &self,
-        review: SubjectAccessReview,
-    ) -> Result<SubjectAccessReview, ReviewError> {
-        (self.access)(&review.spec)
+    impl<T, S> FnReviewer<T, S>
+    where
+        T: Fn(&TokenReviewSpec) -> Result<TokenReview, ReviewError> + Send + Sync,
+        S: Fn(&SubjectAccessReviewSpec) -> Result<SubjectAccessReview, ReviewError> + Send + Sync,
+    {
+        fn new(token: T, access: S) -> Self {
+            FnReviewer { token, access }
+        }
     }
-}
+
+    #[async_trait]
+    impl<T, S> Reviewer for FnReviewer<T, S>
+    where
+        T: Fn(&TokenReviewSpec) -> Result<TokenReview, ReviewError> + Send + Sync,
+        S: Fn(&SubjectAccessReviewSpec) -> Result<SubjectAccessReview, ReviewError> + Send + Sync,
+    {
+        async fn token_review(&self, review: TokenReview) -> Result<TokenReview, ReviewError> {
+            (self.token)(&review.spec)
+        }
+
+        async fn subject_access_review(
+            &self,
+            review: SubjectAccessReview,
+        ) -> Result<SubjectAccessReview, ReviewError> {
+            (self.access)(&review.spec)
+        }
+    }
 
     fn alice() -> User {
         User {
@@ -353,7 +351,10 @@ where
             |_: &TokenReviewSpec| unreachable!(),
             move |spec: &SubjectAccessReviewSpec| {
                 counted.fetch_add(1, Ordering::SeqCst);
-                let allowed = spec.resource_attributes.as_ref().and_then(|r| r.verb.as_deref())
+                let allowed = spec
+                    .resource_attributes
+                    .as_ref()
+                    .and_then(|r| r.verb.as_deref())
                     == Some("get");
                 Ok(SubjectAccessReview {
                     status: Some(SubjectAccessReviewStatus {

@@ -229,12 +229,18 @@ mod tests {
         assert_eq!(
             user.extra,
             BTreeMap::from([
-                ("authentication.kubernetes.io/pod-name".into(), vec!["mypod".into()]),
+                (
+                    "authentication.kubernetes.io/pod-name".into(),
+                    vec!["mypod".into()]
+                ),
                 ("bad%zzkey".into(), vec!["v".into()]),
                 ("scopes".into(), vec!["a".into(), "b".into()]),
             ])
         );
-        assert_eq!(config.asserted_user(&headers(&[("X-Remote-Group", "g")])), None);
+        assert_eq!(
+            config.asserted_user(&headers(&[("X-Remote-Group", "g")])),
+            None
+        );
     }
 
     #[test]

@@ -37,7 +37,9 @@ pub fn spawn(
     overrides: AuthenticationConfig,
 ) -> (ConfigReceiver, tokio::task::JoinHandle<()>) {
     if overrides.is_complete() {
-        tracing::info!("authentication configured by flags; not reading {CONFIG_MAP_NAMESPACE}/{CONFIG_MAP_NAME}");
+        tracing::info!(
+            "authentication configured by flags; not reading {CONFIG_MAP_NAMESPACE}/{CONFIG_MAP_NAME}"
+        );
         let (_tx, rx) = watch::channel(Some(Arc::new(overrides)));
         return (rx, tokio::spawn(async {}));
     }
@@ -91,7 +93,11 @@ fn apply(
         Ok(config) => {
             let config = config.with_overrides(overrides);
             tracing::info!(
-                resource_version = config_map.metadata.resource_version.as_deref().unwrap_or(""),
+                resource_version = config_map
+                    .metadata
+                    .resource_version
+                    .as_deref()
+                    .unwrap_or(""),
                 client_ca = config.client_ca.is_some(),
                 request_header = config.request_header.is_some(),
                 "loaded the authentication configuration"

@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::PostParams;
 
-use crate::edge::ca::{CaError, DeviceCa};
+use crate::edge::ca::{CaError, DeviceCa, IssuedCertificate};
 
 /// Name of the Secret holding the device CA.
 pub const CA_SECRET_NAME: &str = "flotta-ca";
@@ -54,7 +54,23 @@ pub enum DeviceCaError {
 
 /// Loads the device CA from the `flotta-ca` Secret in `namespace`, creating the Secret
 /// with a new CA first if there is none (see the module docs).
-pub async fn load_or_create(client: kube::Client, namespace: &str) -> Result<DeviceCa, DeviceCaError> {
+pub async fn load_or_create(
+    client: kube::Client,
+    namespace: &str,
+) -> Result<DeviceCa, DeviceCaError> {
+    let pem = load_or_create_pem(client, namespace).await?;
+    Ok(DeviceCa::from_pem(
+        &pem.cert_pem,
+        &pem.key_pem,
+        &format!("Secret {namespace}/{CA_SECRET_NAME}"),
+    )?)
+}
+
+/// Like [`load_or_create`], but returns the checked PEM certificate and key.
+pub async fn load_or_create_pem(
+    client: kube::Client,
+    namespace: &str,
+) -> Result<IssuedCertificate, DeviceCaError> {
     let secrets: Api<Secret> = Api::namespaced(client, namespace);
     let kube_error = |source| DeviceCaError::Kube {
         namespace: namespace.to_owned(),
@@ -88,9 +104,9 @@ pub async fn load_or_create(client: kube::Client, namespace: &str) -> Result<Dev
         ..Secret::default()
     };
     match secrets.create(&PostParams::default(), &secret).await {
-        Ok(created) => {
+        Ok(_) => {
             tracing::info!(%namespace, name = CA_SECRET_NAME, "created the device CA Secret");
-            from_secret(&created, namespace)
+            Ok(generated)
         }
         Err(kube::Error::Api(status)) if status.code == 409 => {
             let existing = secrets.get(CA_SECRET_NAME).await.map_err(kube_error)?;
@@ -100,8 +116,8 @@ pub async fn load_or_create(client: kube::Client, namespace: &str) -> Result<Dev
     }
 }
 
-/// Reads the CA out of a `flotta-ca` Secret.
-pub fn from_secret(secret: &Secret, namespace: &str) -> Result<DeviceCa, DeviceCaError> {
+/// Reads the CA out of a `flotta-ca` Secret, checking that it is a usable CA.
+pub fn from_secret(secret: &Secret, namespace: &str) -> Result<IssuedCertificate, DeviceCaError> {
     let malformed = |reason: String| DeviceCaError::Malformed {
         namespace: namespace.to_owned(),
         reason,
@@ -112,13 +128,19 @@ pub fn from_secret(secret: &Secret, namespace: &str) -> Result<DeviceCa, DeviceC
             .as_ref()
             .and_then(|data| data.get(key))
             .ok_or_else(|| malformed(format!("no key {key:?}")))?;
-        String::from_utf8(bytes.0.clone()).map_err(|_| malformed(format!("{key:?} is not PEM text")))
+        String::from_utf8(bytes.0.clone())
+            .map_err(|_| malformed(format!("{key:?} is not PEM text")))
     };
-    Ok(DeviceCa::from_pem(
-        &value(CA_CERT_KEY)?,
-        &value(CA_KEY_KEY)?,
+    let pem = IssuedCertificate {
+        cert_pem: value(CA_CERT_KEY)?,
+        key_pem: value(CA_KEY_KEY)?,
+    };
+    DeviceCa::from_pem(
+        &pem.cert_pem,
+        &pem.key_pem,
         &format!("Secret {namespace}/{CA_SECRET_NAME}"),
-    )?)
+    )?;
+    Ok(pem)
 }
 
 #[cfg(test)]
@@ -130,13 +152,19 @@ mod tests {
         let generated = DeviceCa::generate().unwrap();
         let secret = Secret {
             data: Some(BTreeMap::from([
-                (CA_CERT_KEY.to_owned(), ByteString(generated.cert_pem.clone().into_bytes())),
-                (CA_KEY_KEY.to_owned(), ByteString(generated.key_pem.into_bytes())),
+                (
+                    CA_CERT_KEY.to_owned(),
+                    ByteString(generated.cert_pem.clone().into_bytes()),
+                ),
+                (
+                    CA_KEY_KEY.to_owned(),
+                    ByteString(generated.key_pem.into_bytes()),
+                ),
             ])),
             ..Secret::default()
         };
-        let ca = from_secret(&secret, "flotta").unwrap();
-        assert_eq!(ca.certificate_pem(), generated.cert_pem);
+        let pem = from_secret(&secret, "flotta").unwrap();
+        assert_eq!(pem.cert_pem, generated.cert_pem);
         let missing = Secret::default();
         assert!(matches!(
             from_secret(&missing, "flotta"),

@@ -88,8 +88,11 @@ pub trait ReferenceSource: Send + Sync {
     ) -> Result<Option<Arc<ConfigMap>>, ReferenceError>;
 
     /// The Secret `namespace/name`, if it exists.
-    async fn secret(&self, namespace: &str, name: &str)
-    -> Result<Option<Arc<Secret>>, ReferenceError>;
+    async fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Arc<Secret>>, ReferenceError>;
 
     /// Notices of ConfigMaps and Secrets created, changed or deleted from now on.
     fn changes(&self) -> broadcast::Receiver<ReferenceChange>;
@@ -219,7 +222,9 @@ async fn reflect<K>(
                 });
             }
             Ok(Event::Init | Event::InitDone) => {}
-            Err(error) => tracing::warn!(?kind, %error, "watching referenced objects failed; retrying"),
+            Err(error) => {
+                tracing::warn!(?kind, %error, "watching referenced objects failed; retrying")
+            }
         }
     }
 }

@@ -96,8 +96,8 @@ impl ServingCertificate {
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
     ) -> Result<Arc<Self>, CertificateError> {
-        let certified =
-            CertifiedKey::from_der(chain, key, &crypto_provider()).map_err(CertificateError::Mismatch)?;
+        let certified = CertifiedKey::from_der(chain, key, &crypto_provider())
+            .map_err(CertificateError::Mismatch)?;
         Ok(Arc::new(ServingCertificate {
             current: RwLock::new(Arc::new(certified)),
             files: None,
@@ -124,7 +124,12 @@ impl ServingCertificate {
             return Ok(false);
         };
         let digest = file_digest(files)?;
-        if digest == *self.digest.read().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        if digest
+            == *self
+                .digest
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
             return Ok(false);
         }
         let (certified, digest) = load(files)?;
@@ -207,8 +212,8 @@ fn load(files: &Files) -> Result<(CertifiedKey, [u8; 32]), CertificateError> {
         path: files.key.clone(),
         reason: e.to_string(),
     })?;
-    let certified =
-        CertifiedKey::from_der(chain, key, &crypto_provider()).map_err(CertificateError::Mismatch)?;
+    let certified = CertifiedKey::from_der(chain, key, &crypto_provider())
+        .map_err(CertificateError::Mismatch)?;
     let mut hasher = Sha256::new();
     hasher.update(&cert_pem);
     hasher.update([0]);

@@ -66,6 +66,9 @@ const ALLOW_LIST_KEY: &str = "metrics_list.yaml";
 const PODMAN_PREFIX: &str = "podman/";
 /// The bucket port of ObjectBucketClaim storage.
 const OBC_BUCKET_PORT: i32 = 443;
+/// How many changed keys the cache remembers before it forgets them all (see
+/// `Cache::changed`).
+const MAX_TRACKED_CHANGES: usize = 200_000;
 /// What the store watch covers: every kind (filtered by key below).
 const WATCH_PREFIX: &str = "/registry/";
 
@@ -122,6 +125,12 @@ impl Cache {
     }
 
     fn changed(&mut self, key: &str, revision: u64) {
+        if self.changed_at.len() >= MAX_TRACKED_CHANGES {
+            // Bounded memory: forget the history and refuse renders that started before
+            // this change (they are rendered again on the next poll).
+            self.changed_at.clear();
+            self.floor = self.floor.max(revision);
+        }
         self.changed_at.insert(key.to_string(), revision);
         if let Some(devices) = self.dependents.get(key).cloned() {
             for device in devices {

@@ -15,6 +15,9 @@
 //! - `POST /apis/authorization.k8s.io/v1/subjectaccessreviews` (SubjectAccessReview,
 //!   authorization.k8s.io/v1): `status.allowed`/`status.denied`/`status.reason` from a
 //!   policy the test sets.
+//! - `GET /api/v1/namespaces/{ns}/secrets/{name}` and `POST /api/v1/namespaces/{ns}/secrets`
+//!   (core/v1 Secret get and create, 404 NotFound / 409 AlreadyExists `Status` as usual),
+//!   enough for the device CA Secret.
 //! - Every call must carry the server's bearer token (as the service account token would
 //!   be), else 401. Every request and every review spec is recorded for the test to assert.
 //!
@@ -117,7 +120,9 @@ impl TestCa {
                 .expect("params");
         params.distinguished_name.push(DnType::CommonName, cn);
         for org in orgs {
-            params.distinguished_name.push(DnType::OrganizationName, *org);
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, *org);
         }
         params.extended_key_usages = vec![usage];
         let cert = params.signed_by(&key, &self.issuer).expect("sign");
@@ -132,11 +137,26 @@ impl TestCa {
 pub fn authentication_data(client_ca: &str, requestheader_ca: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("client-ca-file".to_owned(), client_ca.to_owned()),
-        ("requestheader-client-ca-file".to_owned(), requestheader_ca.to_owned()),
-        ("requestheader-allowed-names".to_owned(), r#"["front-proxy-client"]"#.to_owned()),
-        ("requestheader-username-headers".to_owned(), r#"["X-Remote-User"]"#.to_owned()),
-        ("requestheader-group-headers".to_owned(), r#"["X-Remote-Group"]"#.to_owned()),
-        ("requestheader-extra-headers-prefix".to_owned(), r#"["X-Remote-Extra-"]"#.to_owned()),
+        (
+            "requestheader-client-ca-file".to_owned(),
+            requestheader_ca.to_owned(),
+        ),
+        (
+            "requestheader-allowed-names".to_owned(),
+            r#"["front-proxy-client"]"#.to_owned(),
+        ),
+        (
+            "requestheader-username-headers".to_owned(),
+            r#"["X-Remote-User"]"#.to_owned(),
+        ),
+        (
+            "requestheader-group-headers".to_owned(),
+            r#"["X-Remote-Group"]"#.to_owned(),
+        ),
+        (
+            "requestheader-extra-headers-prefix".to_owned(),
+            r#"["X-Remote-Extra-"]"#.to_owned(),
+        ),
     ])
 }
 
@@ -165,6 +185,8 @@ struct DoubleState {
     token_reviews: Mutex<Vec<Value>>,
     access_reviews: Mutex<Vec<Value>>,
     policy: Mutex<Policy>,
+    /// Secrets by (namespace, name).
+    secrets: Mutex<BTreeMap<(String, String), Value>>,
 }
 
 /// The Kubernetes API test double (see the module docs).
@@ -189,6 +211,7 @@ impl KubeDouble {
             requests: Mutex::new(Vec::new()),
             token_reviews: Mutex::new(Vec::new()),
             access_reviews: Mutex::new(Vec::new()),
+            secrets: Mutex::new(BTreeMap::new()),
             policy: Mutex::new(Box::new(|_| {
                 Ok(Answer {
                     allowed: false,
@@ -206,6 +229,14 @@ impl KubeDouble {
                 get(config_maps),
             )
             .route(
+                "/api/v1/namespaces/{namespace}/secrets",
+                post(create_secret),
+            )
+            .route(
+                "/api/v1/namespaces/{namespace}/secrets/{name}",
+                get(get_secret),
+            )
+            .route(
                 "/apis/authentication.k8s.io/v1/tokenreviews",
                 post(token_review),
             )
@@ -213,14 +244,26 @@ impl KubeDouble {
                 "/apis/authorization.k8s.io/v1/subjectaccessreviews",
                 post(access_review),
             )
-            .fallback(|| async { status(StatusCode::NOT_FOUND, "NotFound", "not served by the double") })
-            .layer(axum::middleware::from_fn_with_state(state.clone(), check_token))
+            .fallback(|| async {
+                status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    "not served by the double",
+                )
+            })
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                check_token,
+            ))
             .with_state(state.clone());
-        let chain = vec![CertificateDer::from_pem_slice(serving.cert_pem.as_bytes()).expect("cert")];
+        let chain =
+            vec![CertificateDer::from_pem_slice(serving.cert_pem.as_bytes()).expect("cert")];
         let key = PrivateKeyDer::from_pem_slice(serving.key_pem.as_bytes()).expect("key");
         let own_ca = CertificateDer::from_pem_slice(ca.pem.as_bytes()).expect("ca");
         let config = flotta_apiserver::tls::server_config(&[own_ca], chain, key).expect("tls");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -270,7 +313,6 @@ fn set_authentication_data(state: &DoubleState, data: BTreeMap<String, String>) 
 }
 
 impl KubeDouble {
-
     /// Sets the SubjectAccessReview policy (`Err(code)` makes the review call fail).
     pub fn set_policy(
         &self,
@@ -287,6 +329,16 @@ impl KubeDouble {
     /// The specs of every TokenReview received so far.
     pub fn token_reviews(&self) -> Vec<Value> {
         self.state.token_reviews.lock().expect("lock").clone()
+    }
+
+    /// The Secret `namespace/name`, if it exists.
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.state
+            .secrets
+            .lock()
+            .expect("lock")
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
     }
 
     /// Every request received so far.
@@ -349,13 +401,11 @@ fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn config_maps(
-    State(state): State<Arc<DoubleState>>,
-    RawQuery(query): RawQuery,
-) -> Response {
+async fn config_maps(State(state): State<Arc<DoubleState>>, RawQuery(query): RawQuery) -> Response {
     let pairs = query_pairs(query.as_deref());
     let param = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-    if param("fieldSelector").as_deref() != Some("metadata.name=extension-apiserver-authentication") {
+    if param("fieldSelector").as_deref() != Some("metadata.name=extension-apiserver-authentication")
+    {
         return status(
             StatusCode::FORBIDDEN,
             "Forbidden",
@@ -409,14 +459,68 @@ async fn config_maps(
         .expect("response")
 }
 
-fn check_type(body: &Value, api_version: &str, kind: &str) -> Result<(), Response> {
+async fn get_secret(
+    State(state): State<Arc<DoubleState>>,
+    axum::extract::Path((namespace, name)): axum::extract::Path<(String, String)>,
+) -> Response {
+    match state
+        .secrets
+        .lock()
+        .expect("lock")
+        .get(&(namespace, name.clone()))
+    {
+        Some(secret) => Json(secret.clone()).into_response(),
+        None => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("secrets \"{name}\" not found"),
+        ),
+    }
+}
+
+async fn create_secret(
+    State(state): State<Arc<DoubleState>>,
+    axum::extract::Path(namespace): axum::extract::Path<String>,
+    Json(mut body): Json<Value>,
+) -> Response {
+    if let Some(response) = type_error(&body, "v1", "Secret") {
+        return response;
+    }
+    let Some(name) = body["metadata"]["name"].as_str().map(str::to_owned) else {
+        return status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            "metadata.name is required",
+        );
+    };
+    let mut secrets = state.secrets.lock().expect("lock");
+    let key = (namespace.clone(), name.clone());
+    if secrets.contains_key(&key) {
+        return status(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            &format!("secrets \"{name}\" already exists"),
+        );
+    }
+    body["metadata"]["namespace"] = json!(namespace);
+    body["metadata"]["uid"] = json!("8d1e7a52-0000-4000-8000-000000000003");
+    body["metadata"]["resourceVersion"] = json!("7");
+    secrets.insert(key, body.clone());
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+/// A 400 answer when `body` is not of this type.
+fn type_error(body: &Value, api_version: &str, kind: &str) -> Option<Response> {
     if body["apiVersion"] == api_version && body["kind"] == kind {
-        Ok(())
+        None
     } else {
-        Err(status(
+        Some(status(
             StatusCode::BAD_REQUEST,
             "BadRequest",
-            &format!("expected {api_version} {kind}, got {} {}", body["apiVersion"], body["kind"]),
+            &format!(
+                "expected {api_version} {kind}, got {} {}",
+                body["apiVersion"], body["kind"]
+            ),
         ))
     }
 }
@@ -427,7 +531,7 @@ async fn token_review(
     Json(body): Json<Value>,
 ) -> Response {
     let _ = headers;
-    if let Err(response) = check_type(&body, "authentication.k8s.io/v1", "TokenReview") {
+    if let Some(response) = type_error(&body, "authentication.k8s.io/v1", "TokenReview") {
         return response;
     }
     let spec = body["spec"].clone();
@@ -459,15 +563,16 @@ async fn token_review(
         .into_response()
 }
 
-async fn access_review(
-    State(state): State<Arc<DoubleState>>,
-    Json(body): Json<Value>,
-) -> Response {
-    if let Err(response) = check_type(&body, "authorization.k8s.io/v1", "SubjectAccessReview") {
+async fn access_review(State(state): State<Arc<DoubleState>>, Json(body): Json<Value>) -> Response {
+    if let Some(response) = type_error(&body, "authorization.k8s.io/v1", "SubjectAccessReview") {
         return response;
     }
     let spec = body["spec"].clone();
-    state.access_reviews.lock().expect("lock").push(spec.clone());
+    state
+        .access_reviews
+        .lock()
+        .expect("lock")
+        .push(spec.clone());
     let answer = (state.policy.lock().expect("lock"))(&spec);
     let answer = match answer {
         Ok(answer) => answer,
@@ -558,7 +663,12 @@ impl Server {
         })
         .await
         .expect("the server wrote ports.json");
-        let port = |name: &str| ports[name].as_u64().and_then(|p| u16::try_from(p).ok()).expect("port");
+        let port = |name: &str| {
+            ports[name]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .expect("port")
+        };
         Server {
             secure: SocketAddr::from(([127, 0, 0, 1], port("secure"))),
             metrics: SocketAddr::from(([127, 0, 0, 1], port("metrics"))),

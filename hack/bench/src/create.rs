@@ -18,7 +18,7 @@ use reqwest::header::CONTENT_TYPE;
 
 use crate::client::{ApiError, Credentials, Endpoint, Protocol, expect_body};
 use crate::fixture;
-use crate::stats::Samples;
+use crate::stats::{self, Samples};
 
 /// What the create benchmark measured.
 #[derive(Debug, Clone)]
@@ -31,6 +31,8 @@ pub struct CreateResult {
     pub latency: Samples,
     /// Bytes in one device body (the first one).
     pub body_bytes: usize,
+    /// Server CPU time per create, if it could be read.
+    pub server_cpu: Option<Duration>,
 }
 
 impl CreateResult {
@@ -40,12 +42,14 @@ impl CreateResult {
     }
 }
 
-/// Creates `devices` EdgeDevices with `clients` concurrent HTTP/1.1 clients.
+/// Creates `devices` EdgeDevices with `clients` concurrent HTTP/1.1 clients; `cpu` reads
+/// the server's CPU time.
 pub async fn run(
     creds: &Credentials,
     endpoint: &Endpoint,
     devices: usize,
     clients: usize,
+    cpu: &dyn Fn() -> Option<Duration>,
 ) -> Result<CreateResult, ApiError> {
     let bodies: Vec<Bytes> = (0..devices)
         .map(|i| {
@@ -71,6 +75,7 @@ pub async fn run(
         http.push(client);
     }
 
+    let cpu_before = cpu();
     let started = Instant::now();
     let tasks: Vec<_> = http
         .into_iter()
@@ -106,10 +111,12 @@ pub async fn run(
         latencies.extend(task?);
     }
     let elapsed = started.elapsed();
+    let server_cpu = stats::per_op(cpu_before, cpu(), latencies.len());
     Ok(CreateResult {
         created: latencies.len(),
         elapsed,
         latency: Samples::new(latencies),
         body_bytes,
+        server_cpu,
     })
 }

@@ -2,9 +2,12 @@
 //! registered Flotta device (the labels the EDSR and hardware controllers set, and a spec
 //! with heartbeat, OS image and metrics settings).
 //!
+//! Each device carries the finalizer `device-finalizer`, as devices created by approval do,
+//! and no `workload/*` labels (no workloads exist), so the server's controllers have
+//! nothing to write back and the create figures count one write per device.
+//!
 //! Limits: no status (a create ignores it anyway); values vary per device only where a real
-//! fleet's would (name, hostname, serial, set membership), so compression-friendly
-//! repetition is about what a real fleet has.
+//! fleet's would (name, hostname, serial, set membership).
 
 use serde_json::{Value, json};
 
@@ -43,9 +46,9 @@ pub fn device(i: usize, namespace: &str) -> Value {
                 "device.cpu-model": "intel-r-core-tm-i5-8365u-cpu-1.60ghz",
                 "device.system-manufacturer": "dell-inc",
                 "device.system-product": "optiplex-3080",
-                "device.system-serial": format!("8hx3k{i:06}"),
-                "workload/telemetry-collector": "true"
-            }
+                "device.system-serial": format!("8hx3k{i:06}")
+            },
+            "finalizers": ["device-finalizer"]
         },
         "spec": {
             "requestTime": "2024-05-02T09:14:27Z",
@@ -100,6 +103,7 @@ mod tests {
         assert_eq!(dev["metadata"]["namespace"], "bench");
         assert_eq!(dev["metadata"]["labels"]["device.hostname"], "edge-001234");
         assert_eq!(dev["spec"]["heartbeat"]["periodSeconds"], 60);
+        assert_eq!(dev["metadata"]["finalizers"][0], "device-finalizer");
         // Every label value must be a valid Kubernetes label value (≤ 63 characters,
         // alphanumerics and `-_.`, alphanumeric at both ends).
         for (key, value) in dev["metadata"]["labels"].as_object().unwrap() {

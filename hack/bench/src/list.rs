@@ -14,21 +14,27 @@ use reqwest::header::ACCEPT;
 use serde_json::Value;
 
 use crate::client::{ACCEPT_TABLE, ApiError, Credentials, Endpoint, Protocol, expect_body};
-use crate::stats::Samples;
+use crate::stats::{self, Samples};
 
 /// What the list benchmarks measured.
 #[derive(Debug, Clone)]
 pub struct ListResult {
     /// Full list as JSON.
     pub json: Samples,
+    /// Server CPU time per full JSON list.
+    pub json_cpu: Option<Duration>,
     /// Size of the JSON list body, bytes.
     pub json_bytes: usize,
     /// Full list as a Table.
     pub table: Samples,
+    /// Server CPU time per full Table list.
+    pub table_cpu: Option<Duration>,
     /// Size of the Table body, bytes.
     pub table_bytes: usize,
     /// First page.
     pub first_page: Samples,
+    /// Server CPU time per first page.
+    pub page_cpu: Option<Duration>,
     /// The collection's resourceVersion as of the last first-page run.
     pub resource_version: String,
 }
@@ -88,6 +94,14 @@ async fn timed(
     Ok((elapsed, body.len(), rv))
 }
 
+/// What [`repeat`] measured.
+struct Repeated {
+    times: Samples,
+    cpu: Option<Duration>,
+    bytes: usize,
+    resource_version: String,
+}
+
 /// Runs `runs` measured requests after one warm-up.
 async fn repeat(
     client: &reqwest::Client,
@@ -95,44 +109,71 @@ async fn repeat(
     accept: &str,
     expect: Expect,
     runs: usize,
-) -> Result<(Samples, usize, String), ApiError> {
+    cpu: &dyn Fn() -> Option<Duration>,
+) -> Result<Repeated, ApiError> {
     timed(client, url, accept, &expect).await?;
     let mut times = Vec::with_capacity(runs);
     let mut last = (0, String::new());
+    // The server's CPU time covers the response checks too, when the server is idle.
+    let before = cpu();
     for _ in 0..runs {
         let (t, bytes, rv) = timed(client, url, accept, &expect).await?;
         times.push(t);
         last = (bytes, rv);
     }
-    Ok((Samples::new(times), last.0, last.1))
+    Ok(Repeated {
+        times: Samples::new(times),
+        cpu: stats::per_op(before, cpu(), runs),
+        bytes: last.0,
+        resource_version: last.1,
+    })
 }
 
-/// Lists the `devices` EdgeDevices `list_runs` times as JSON and as Table, then the first
-/// page of `page_size` `page_runs` times.
+/// How many of what to list.
+#[derive(Debug, Clone, Copy)]
+pub struct ListPlan {
+    /// Devices that exist (the full list's expected length).
+    pub devices: usize,
+    /// Measured full-list runs per representation.
+    pub list_runs: usize,
+    /// The first page's size.
+    pub page_size: usize,
+    /// Measured first-page runs.
+    pub page_runs: usize,
+}
+
+/// Lists the devices `list_runs` times as JSON and as Table, then the first page
+/// `page_runs` times; `cpu` reads the server's CPU time.
 pub async fn run(
     creds: &Credentials,
     endpoint: &Endpoint,
-    devices: usize,
-    list_runs: usize,
-    page_size: usize,
-    page_runs: usize,
+    plan: ListPlan,
+    cpu: &dyn Fn() -> Option<Duration>,
 ) -> Result<ListResult, ApiError> {
+    let ListPlan {
+        devices,
+        list_runs,
+        page_size,
+        page_runs,
+    } = plan;
     let client = creds.client(Protocol::Http1)?;
     let all = endpoint.devices();
-    let (json, json_bytes, _) = repeat(
+    let json = repeat(
         &client,
         &all,
         "application/json",
         Expect::Items(devices),
         list_runs,
+        cpu,
     )
     .await?;
-    let (table, table_bytes, _) = repeat(
+    let table = repeat(
         &client,
         &all,
         ACCEPT_TABLE,
         Expect::Rows(devices),
         list_runs,
+        cpu,
     )
     .await?;
     let page_url = format!("{all}?limit={page_size}");
@@ -141,14 +182,24 @@ pub async fn run(
     } else {
         Expect::Items(devices)
     };
-    let (first_page, _, resource_version) =
-        repeat(&client, &page_url, "application/json", expect, page_runs).await?;
+    let page = repeat(
+        &client,
+        &page_url,
+        "application/json",
+        expect,
+        page_runs,
+        cpu,
+    )
+    .await?;
     Ok(ListResult {
-        json,
-        json_bytes,
-        table,
-        table_bytes,
-        first_page,
-        resource_version,
+        json: json.times,
+        json_cpu: json.cpu,
+        json_bytes: json.bytes,
+        table: table.times,
+        table_cpu: table.cpu,
+        table_bytes: table.bytes,
+        first_page: page.times,
+        page_cpu: page.cpu,
+        resource_version: page.resource_version,
     })
 }

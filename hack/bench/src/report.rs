@@ -196,6 +196,19 @@ impl Figures {
                 Verdict::Info,
             ),
             row(
+                "server CPU per create / JSON list / Table list / page",
+                String::new(),
+                String::new(),
+                format!(
+                    "{} / {} / {} / {}",
+                    opt_millis(c.server_cpu),
+                    opt_millis(l.json_cpu),
+                    opt_millis(l.table_cpu),
+                    opt_millis(l.page_cpu)
+                ),
+                Verdict::Info,
+            ),
+            row(
                 "watched PATCH round trip",
                 String::new(),
                 String::new(),
@@ -306,13 +319,17 @@ mod tests {
                 elapsed: Duration::from_secs_f64(create_secs),
                 latency: ms(&[3, 4, 5]),
                 body_bytes: 1100,
+                server_cpu: Some(Duration::from_micros(150)),
             },
             list: ListResult {
                 json: ms(&[list_ms, list_ms, 2 * list_ms]),
+                json_cpu: None,
                 json_bytes: 11 << 20,
                 table: ms(&[list_ms]),
+                table_cpu: None,
                 table_bytes: 3 << 20,
                 first_page: ms(&[5; 20]),
+                page_cpu: None,
                 resource_version: "10001".into(),
             },
             memory_after_creates: mem,

@@ -92,6 +92,18 @@ pub fn parse_status(status: &str) -> Option<Memory> {
     })
 }
 
+/// User plus system CPU time (all threads) out of a `/proc/<pid>/stat` text, assuming the
+/// Linux `USER_HZ` of 100 ticks per second.
+pub fn parse_stat_cpu(stat: &str) -> Option<Duration> {
+    // The command name may hold spaces and parentheses; the fields after its last `)`
+    // start with the state (field 3), so utime (14) and stime (15) are the 12th and 13th.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
 /// A running `flotta-apiserver`.
 pub struct Server {
     child: Child,
@@ -138,7 +150,14 @@ impl Server {
         let child = Command::new(bin)
             .arg("--data-dir")
             .arg(&data_dir)
-            .args(["--secure-port", "0", "--metrics-port", "0", "--device-port", "off"])
+            .args([
+                "--secure-port",
+                "0",
+                "--metrics-port",
+                "0",
+                "--device-port",
+                "off",
+            ])
             .args(["--store", store.as_flag()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -242,6 +261,13 @@ impl Server {
         })
     }
 
+    /// The CPU time the server has used so far (10 ms resolution); `None` if `/proc` cannot
+    /// tell.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let text = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
+        parse_stat_cpu(&text)
+    }
+
     /// The total size of the files in the data directory, bytes (store file, PKI, log).
     pub fn data_size(&self) -> u64 {
         fn walk(dir: &Path) -> u64 {
@@ -284,6 +310,16 @@ mod tests {
             })
         );
         assert_eq!(parse_status("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn stat_cpu_fields() {
+        let stat = "4242 (flotta (api) srv) S 1 4242 4242 0 -1 4194560 1234 0 0 0 \
+                    250 37 0 0 20 0 5 0 100 123456 789 18446744073709551615";
+        assert_eq!(parse_stat_cpu(stat), Some(Duration::from_millis(2870)));
+        assert_eq!(parse_stat_cpu("4242 (x) S 1"), None);
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(parse_stat_cpu(&own).is_some());
     }
 
     #[test]

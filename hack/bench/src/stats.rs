@@ -53,6 +53,14 @@ impl Samples {
     }
 }
 
+/// The share of one operation in a CPU time measured around `ops` operations: `None` if
+/// either reading is missing or there were no operations.
+pub fn per_op(before: Option<Duration>, after: Option<Duration>, ops: usize) -> Option<Duration> {
+    let spent = after?.checked_sub(before?)?;
+    let ops = u32::try_from(ops).ok().filter(|n| *n > 0)?;
+    Some(spent / ops)
+}
+
 /// A duration in milliseconds with a precision that suits its size.
 pub fn millis(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
@@ -94,6 +102,15 @@ mod tests {
         assert!(s.is_empty());
         assert_eq!(s.median(), None);
         assert_eq!(s.max(), None);
+    }
+
+    #[test]
+    fn per_op_shares() {
+        let s = |ms| Some(Duration::from_millis(ms));
+        assert_eq!(per_op(s(100), s(1100), 5), s(200));
+        assert_eq!(per_op(None, s(1100), 5), None);
+        assert_eq!(per_op(s(100), s(1100), 0), None);
+        assert_eq!(per_op(s(200), s(100), 1), None, "a clock that went back");
     }
 
     #[test]

@@ -73,7 +73,8 @@ async fn phases(opts: &Options, server: &Server) -> Result<Figures, SuiteError> 
         "creating {} EdgeDevices with {} clients ...",
         opts.devices, opts.clients
     );
-    let create = create::run(&creds, &endpoint, opts.devices, opts.clients)
+    let cpu = || server.cpu_time();
+    let create = create::run(&creds, &endpoint, opts.devices, opts.clients, &cpu)
         .await
         .map_err(phase("create"))?;
     let memory_after_creates = server.memory()?;
@@ -82,16 +83,15 @@ async fn phases(opts: &Options, server: &Server) -> Result<Figures, SuiteError> 
         "listing: {} x JSON, {} x Table, {} x first page of {} ...",
         opts.list_runs, opts.list_runs, opts.page_runs, opts.page_size
     );
-    let list = list::run(
-        &creds,
-        &endpoint,
-        opts.devices,
-        opts.list_runs,
-        opts.page_size,
-        opts.page_runs,
-    )
-    .await
-    .map_err(phase("list"))?;
+    let plan = list::ListPlan {
+        devices: opts.devices,
+        list_runs: opts.list_runs,
+        page_size: opts.page_size,
+        page_runs: opts.page_runs,
+    };
+    let list = list::run(&creds, &endpoint, plan, &cpu)
+        .await
+        .map_err(phase("list"))?;
     let memory_after_lists = server.memory()?;
 
     eprintln!(
