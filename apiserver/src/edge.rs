@@ -2,11 +2,11 @@
 //! (`flotta-inventory.md` §3), the device PKI, and the [`backend::DeviceBackend`] seam
 //! behind it.
 
+pub mod authz;
 pub mod backend;
 pub mod ca;
-pub mod authz;
-pub mod listener;
-pub mod metrics;
-pub mod handlers;
-pub mod liveness;
 pub mod configuration;
+pub mod handlers;
+pub mod listener;
+pub mod liveness;
+pub mod metrics;

@@ -209,10 +209,10 @@ impl<'a> Collection<'a> {
                 .get("generateName")
                 .and_then(Value::as_str)
                 .filter(|p| !p.is_empty())
-            {
-                let name = object::generate_name(prefix);
-                meta.insert("name".into(), json!(name));
-            }
+        {
+            let name = object::generate_name(prefix);
+            meta.insert("name".into(), json!(name));
+        }
         meta.insert("uid".into(), json!(object::new_uid()));
         meta.insert("creationTimestamp".into(), json!(object::now()));
         meta.insert("generation".into(), json!(1));
@@ -225,25 +225,27 @@ impl<'a> Collection<'a> {
             meta.remove(field);
         }
         if self.def.has_status
-            && let Some(o) = obj.as_object_mut() {
-                o.remove("status");
-            }
+            && let Some(o) = obj.as_object_mut()
+        {
+            o.remove("status");
+        }
         let mut warnings = Vec::new();
         let canonical = self.canonicalize(&obj, opts.field_validation, &mut warnings)?;
         let name = object::meta_str(&canonical, "name")
             .unwrap_or_default()
             .to_string();
         if let Some(ns) = namespace
-            && let Some(msg) = object::validate_namespace(ns) {
-                return Err(self.invalid(
-                    &name,
-                    vec![FieldError::new(
-                        FieldErrorKind::Invalid,
-                        "metadata.namespace",
-                        format!("Invalid value: {ns:?}: {msg}"),
-                    )],
-                ));
-            }
+            && let Some(msg) = object::validate_namespace(ns)
+        {
+            return Err(self.invalid(
+                &name,
+                vec![FieldError::new(
+                    FieldErrorKind::Invalid,
+                    "metadata.namespace",
+                    format!("Invalid value: {ns:?}: {msg}"),
+                )],
+            ));
+        }
         let target = self.target(&name);
         let key = self.key(namespace, &name);
         if opts.dry_run {
@@ -367,11 +369,13 @@ impl<'a> Collection<'a> {
             .unwrap_or_default()
             .to_string();
         if let Some(body_name) = object::meta_str(&desired, "name")
-            && !body_name.is_empty() && body_name != name {
-                return Err(ApiError::BadRequest(format!(
-                    "the name of the object ({body_name}) does not match the name on the URL ({name})"
-                )));
-            }
+            && !body_name.is_empty()
+            && body_name != name
+        {
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
         let mut next = if subresource == Some("status") {
             // /status takes only .status from the request.
             let mut next = current.clone();
@@ -590,18 +594,19 @@ impl DeleteOptions {
             }
         }
         if let Some(policy) = body.get("propagationPolicy").and_then(Value::as_str)
-            && !matches!(policy, "Orphan" | "Background" | "Foreground") {
-                return Err(ApiError::invalid_options(
-                    "DeleteOptions",
-                    vec![FieldError::new(
-                        FieldErrorKind::NotSupported,
-                        "propagationPolicy",
-                        format!(
-                            "Unsupported value: {policy:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
-                        ),
-                    )],
-                ));
-            }
+            && !matches!(policy, "Orphan" | "Background" | "Foreground")
+        {
+            return Err(ApiError::invalid_options(
+                "DeleteOptions",
+                vec![FieldError::new(
+                    FieldErrorKind::NotSupported,
+                    "propagationPolicy",
+                    format!(
+                        "Unsupported value: {policy:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+                    ),
+                )],
+            ));
+        }
         Ok(o)
     }
 
