@@ -22,6 +22,13 @@
 //! its liveness table run in either case, so that EdgeDevices show last-seen and online
 //! state.
 //!
+//! In aggregated mode (`--mode aggregated`, see [`crate::cluster`]) the secure port serves
+//! only the Flotta group, with the serving certificate from `--tls-cert-file` and
+//! delegated authentication and authorization instead of the standalone CA; `/readyz` also
+//! waits for the cluster's authentication configuration (check `authentication`); the
+//! device CA is the cluster Secret `flotta-ca` unless `--device-ca-cert` is given; no
+//! admin kubeconfig is written.
+//!
 //! Limits: there is no request logging yet.
 
 use std::io;

@@ -19,8 +19,8 @@
 //! device's, for authorization tests) and return the [`Reply`] whatever its status.
 //! Benchmarks reuse the client with pre-built bodies ([`DeviceClient::envelope`]).
 //!
-//! Limits: one request at a time per device (as yggd does); no retries: a request that
-//! fails on a connection the server has just closed is reported, not resent; the server is
+//! Limits: one request at a time per device (as yggd does); only a GET that fails because
+//! the server had closed the kept-alive connection is resent (once); the server is
 //! reached by IP address, so its certificate must name that address (the device listener's
 //! always names `127.0.0.1`).
 
@@ -556,7 +556,9 @@ impl DeviceClient {
         Ok(sender)
     }
 
-    async fn ready_sender(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, DeviceError> {
+    /// Makes sure a usable connection is open; returns whether it was already open
+    /// (reused) rather than opened now.
+    async fn ready_sender(&mut self) -> Result<bool, DeviceError> {
         let usable = match self.sender.as_mut() {
             Some(sender) => sender.ready().await.is_ok(),
             None => false,
@@ -567,14 +569,16 @@ impl DeviceClient {
             self.connections += 1;
             self.sender = Some(sender);
         }
-        self.sender
-            .as_mut()
-            .ok_or_else(|| DeviceError::Invalid("no connection".into()))
+        Ok(usable)
     }
 
     async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<Reply, DeviceError> {
         let what = format!("{} {}", request.method(), request.uri());
-        let sender = self.ready_sender().await?;
+        self.ready_sender().await?;
+        let sender = self
+            .sender
+            .as_mut()
+            .ok_or_else(|| DeviceError::Invalid("no connection".into()))?;
         let response = sender
             .send_request(request)
             .await
@@ -598,23 +602,36 @@ impl DeviceClient {
         })
     }
 
-    /// `GET path`, with `If-None-Match: if_none_match` when given.
+    /// `GET path`, with `If-None-Match: if_none_match` when given. A GET that fails
+    /// because the server had closed the kept-alive connection (it may, e.g. after
+    /// refusing an oversized body) is sent once more on a new connection, as HTTP clients
+    /// do for idempotent requests.
     pub async fn get(
         &mut self,
         path: &str,
         if_none_match: Option<&str>,
     ) -> Result<Reply, DeviceError> {
-        let mut request = Request::builder()
-            .method(Method::GET)
-            .uri(path)
-            .header(HOST, self.host.clone());
-        if let Some(tag) = if_none_match {
-            request = request.header(IF_NONE_MATCH, tag);
+        let build = |host: &HeaderValue| {
+            let mut request = Request::builder()
+                .method(Method::GET)
+                .uri(path)
+                .header(HOST, host.clone());
+            if let Some(tag) = if_none_match {
+                request = request.header(IF_NONE_MATCH, tag);
+            }
+            request.body(Full::new(Bytes::new()))
+        };
+        let reused = self.ready_sender().await?;
+        match self.send(build(&self.host)?).await {
+            Err(DeviceError::Http { source, .. }) if reused && closed_by_peer(&source) => {
+                self.sender = None;
+                self.send(build(&self.host)?).await
+            }
+            result => result,
         }
-        self.send(request.body(Full::new(Bytes::new()))?).await
     }
 
-    /// `POST path` with a JSON `body`.
+    /// `POST path` with a JSON `body` (never resent).
     pub async fn post(&mut self, path: &str, body: Bytes) -> Result<Reply, DeviceError> {
         let request = Request::builder()
             .method(Method::POST)
@@ -802,6 +819,11 @@ impl DeviceClient {
             })?;
         Ok(Some(command))
     }
+}
+
+/// Whether a request failed because the server closed the connection before answering.
+fn closed_by_peer(error: &hyper::Error) -> bool {
+    error.is_incomplete_message() || error.is_canceled() || error.is_closed()
 }
 
 /// Whether `command` is the `disconnect` command.

@@ -10,7 +10,7 @@
 //!   store-write counter (`/metrics`) do not move over many identical heartbeats;
 //! - the authorization matrix cells that need real certificates and a real listener.
 //!
-//! Each test starts its own server with `--device-port 0`.
+//! Each test starts its own server; the harness binds the device API to a free port.
 
 use std::time::Duration;
 
@@ -55,11 +55,9 @@ impl Deadline {
     }
 }
 
-/// Starts a server with the device API on a free port and `extra` flags.
+/// Starts a server with `extra` flags (the harness puts the device API on a free port).
 fn start(extra: &[&str]) -> Result<(Server, DeviceEndpoint)> {
-    let mut args = vec!["--device-port", "0"];
-    args.extend_from_slice(extra);
-    let server = Server::start_with(&args)?;
+    let server = Server::start_with(extra)?;
     let endpoint = DeviceEndpoint::from_data_dir(&server.data_dir())?;
     Ok((server, endpoint))
 }

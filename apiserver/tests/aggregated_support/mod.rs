@@ -18,6 +18,8 @@
 //! - `GET /api/v1/namespaces/{ns}/secrets/{name}` and `POST /api/v1/namespaces/{ns}/secrets`
 //!   (core/v1 Secret get and create, 404 NotFound / 409 AlreadyExists `Status` as usual),
 //!   enough for the device CA Secret.
+//! - `GET /api/v1/configmaps` and `GET /api/v1/secrets` (all namespaces) as lists and as
+//!   watches, over objects the test puts and deletes, for the referenced-object cache.
 //! - Every call must carry the server's bearer token (as the service account token would
 //!   be), else 401. Every request and every review spec is recorded for the test to assert.
 //!
@@ -187,6 +189,8 @@ struct DoubleState {
     policy: Mutex<Policy>,
     /// Secrets by (namespace, name).
     secrets: Mutex<BTreeMap<(String, String), Value>>,
+    /// Events of cluster-wide ConfigMaps and Secrets: (resourceVersion, plural, type, object).
+    objects: Mutex<Vec<(u64, String, &'static str, Value)>>,
 }
 
 /// The Kubernetes API test double (see the module docs).
@@ -212,6 +216,7 @@ impl KubeDouble {
             token_reviews: Mutex::new(Vec::new()),
             access_reviews: Mutex::new(Vec::new()),
             secrets: Mutex::new(BTreeMap::new()),
+            objects: Mutex::new(Vec::new()),
             policy: Mutex::new(Box::new(|_| {
                 Ok(Answer {
                     allowed: false,
@@ -228,6 +233,7 @@ impl KubeDouble {
                 "/api/v1/namespaces/kube-system/configmaps",
                 get(config_maps),
             )
+            .route("/api/v1/{plural}", get(all_objects))
             .route(
                 "/api/v1/namespaces/{namespace}/secrets",
                 post(create_secret),
@@ -329,6 +335,46 @@ impl KubeDouble {
     /// The specs of every TokenReview received so far.
     pub fn token_reviews(&self) -> Vec<Value> {
         self.state.token_reviews.lock().expect("lock").clone()
+    }
+
+    /// Creates or replaces a ConfigMap or Secret (`plural` `configmaps` or `secrets`) in
+    /// the cluster-wide collections.
+    pub fn put_object(&self, plural: &str, mut object: Value) {
+        let mut objects = self.state.objects.lock().expect("lock");
+        let rv = *self.state.revision.borrow() + 1;
+        let same = |o: &Value| {
+            o["metadata"]["namespace"] == object["metadata"]["namespace"]
+                && o["metadata"]["name"] == object["metadata"]["name"]
+        };
+        let kind = match objects
+            .iter()
+            .rev()
+            .find(|(_, p, _, o)| p == plural && same(o))
+        {
+            Some((_, _, kind, _)) if *kind != "DELETED" => "MODIFIED",
+            _ => "ADDED",
+        };
+        object["metadata"]["resourceVersion"] = json!(rv.to_string());
+        objects.push((rv, plural.to_owned(), kind, object));
+        self.state.revision.send_replace(rv);
+    }
+
+    /// Deletes a ConfigMap or Secret put with [`KubeDouble::put_object`].
+    pub fn delete_object(&self, plural: &str, namespace: &str, name: &str) {
+        let mut objects = self.state.objects.lock().expect("lock");
+        let rv = *self.state.revision.borrow() + 1;
+        let last = objects
+            .iter()
+            .rev()
+            .find(|(_, p, _, o)| {
+                p == plural
+                    && o["metadata"]["namespace"] == namespace
+                    && o["metadata"]["name"] == name
+            })
+            .map(|(_, _, _, o)| o.clone())
+            .expect("the object exists");
+        objects.push((rv, plural.to_owned(), "DELETED", last));
+        self.state.revision.send_replace(rv);
     }
 
     /// The Secret `namespace/name`, if it exists.
@@ -444,6 +490,89 @@ async fn config_maps(State(state): State<Arc<DoubleState>>, RawQuery(query): Raw
                     .find(|(rv, _, _)| *rv > seen)
                     .cloned();
                 if let Some((rv, kind, object)) = next {
+                    let line = format!("{}\n", json!({"type": kind, "object": object}));
+                    return Some((Ok::<_, std::io::Error>(line), (rv, revisions)));
+                }
+                if revisions.changed().await.is_err() {
+                    return None;
+                }
+            }
+        }
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .expect("response")
+}
+
+/// The current objects of one plural (last event per object, deletions dropped).
+fn current_objects(state: &DoubleState, plural: &str) -> Vec<Value> {
+    let mut current: BTreeMap<(String, String), Value> = BTreeMap::new();
+    for (_, p, kind, object) in state.objects.lock().expect("lock").iter() {
+        if p != plural {
+            continue;
+        }
+        let key = (
+            object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+            object["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+        );
+        if *kind == "DELETED" {
+            current.remove(&key);
+        } else {
+            current.insert(key, object.clone());
+        }
+    }
+    current.into_values().collect()
+}
+
+async fn all_objects(
+    State(state): State<Arc<DoubleState>>,
+    axum::extract::Path(plural): axum::extract::Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let list_kind = match plural.as_str() {
+        "configmaps" => "ConfigMapList",
+        "secrets" => "SecretList",
+        _ => {
+            return status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "not served by the double",
+            );
+        }
+    };
+    let pairs = query_pairs(query.as_deref());
+    let param = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    if !param("watch").is_some_and(|w| w == "true" || w == "1") {
+        let rv = *state.revision.borrow();
+        return Json(json!({
+            "kind": list_kind,
+            "apiVersion": "v1",
+            "metadata": {"resourceVersion": rv.to_string()},
+            "items": current_objects(&state, &plural),
+        }))
+        .into_response();
+    }
+    let from: u64 = param("resourceVersion")
+        .and_then(|rv| rv.parse().ok())
+        .unwrap_or(0);
+    let revisions = state.revision.subscribe();
+    let stream = futures::stream::unfold((from, revisions), move |(seen, mut revisions)| {
+        let state = state.clone();
+        let plural = plural.clone();
+        async move {
+            loop {
+                let next = state
+                    .objects
+                    .lock()
+                    .expect("lock")
+                    .iter()
+                    .find(|(rv, p, _, _)| *rv > seen && *p == plural)
+                    .cloned();
+                if let Some((rv, _, kind, object)) = next {
                     let line = format!("{}\n", json!({"type": kind, "object": object}));
                     return Some((Ok::<_, std::io::Error>(line), (rv, revisions)));
                 }
