@@ -26,6 +26,8 @@ required=(
   "git:git"
   "cc:build-essential"
   "make:build-essential"
+  # The aggregated manifests test runs hack/apiservice-certs.sh.
+  "openssl:openssl"
   # Later issues add their real test peers here:
   # "etcd:etcd-server"
   # "podman:podman"

@@ -24,7 +24,6 @@ pub mod events;
 pub mod references;
 pub mod serving_certificate;
 
-use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
@@ -437,41 +436,6 @@ impl Aggregated {
             .as_deref()
             .unwrap_or(&self.namespace)
     }
-
-    /// The device CA from the `flotta-ca` Secret (created if absent), written to `dir` as
-    /// `device-ca.crt` and `device-ca.key` (mode 0600) for the device listener, which
-    /// loads an operator CA from files; returns the two paths.
-    pub async fn device_ca_files(
-        &self,
-        opts: &ClusterOptions,
-        dir: &Path,
-    ) -> Result<(PathBuf, PathBuf), ClusterError> {
-        let namespace = self.ca_secret_namespace(opts);
-        let pem = device_ca::load_or_create_pem(self.client.clone(), namespace).await?;
-        let cert = dir.join("device-ca.crt");
-        let key = dir.join("device-ca.key");
-        let (cert_path, key_path) = (cert.clone(), key.clone());
-        let dir = dir.to_owned();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)?;
-            pki::write_atomically(&cert_path, pem.cert_pem.as_bytes(), 0o600)?;
-            pki::write_atomically(&key_path, pem.key_pem.as_bytes(), 0o600)
-        })
-        .await?
-        .map_err(|source| ClusterError::Read {
-            path: dir_of(&cert),
-            source,
-        })?;
-        tracing::info!(%namespace, name = device_ca::CA_SECRET_NAME, "device CA loaded from the cluster");
-        Ok((cert, key))
-    }
-}
-
-fn dir_of(path: &Path) -> PathBuf {
-    path.parent().map(Path::to_owned).unwrap_or_default()
 }
 
 /// [`client`] for review calls (bounded read timeout), taking an owned path.

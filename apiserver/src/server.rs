@@ -50,7 +50,10 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::auth;
+use crate::cluster::events::{DeviceEventSink, LogEvents};
+use crate::cluster::references::{ReferenceSource, StoreReferences};
 use crate::config::Options;
+use crate::edge::backend::BackendError;
 use crate::edge::backend::store::StoreBackend;
 use crate::edge::handlers::{EdgeState, router as edge_router};
 use crate::edge::listener::{CaSource, DeviceListener, DevicePki};
@@ -187,10 +190,19 @@ pub async fn run_until(
                 (Some(cert), Some(key), _) => CaSource::Files(cert.clone(), key.clone()),
                 // In a cluster the CA is the Secret `flotta-ca` (Flotta's layout).
                 (_, _, Some(aggregated)) => {
-                    let (cert, key) = aggregated
-                        .device_ca_files(&opts.cluster, &opts.pki_dir())
-                        .await?;
-                    CaSource::Files(cert, key)
+                    let namespace = aggregated.ca_secret_namespace(&opts.cluster);
+                    let ca = crate::cluster::device_ca::load_or_create(
+                        aggregated.client.clone(),
+                        namespace,
+                    )
+                    .await
+                    .map_err(crate::cluster::ClusterError::from)?;
+                    tracing::info!(
+                        %namespace,
+                        name = crate::cluster::device_ca::CA_SECRET_NAME,
+                        "device CA loaded from the cluster"
+                    );
+                    CaSource::Loaded(Arc::new(ca))
                 }
                 _ => CaSource::Store,
             };
@@ -308,9 +320,30 @@ pub async fn run_until(
         liveness.presenter(),
     );
     let edge_metrics = Arc::new(EdgeMetrics::new());
+    // Configurations read ConfigMaps/Secrets and device events go where the mode keeps
+    // them: this server's store and log, or the cluster.
+    let (references, device_events): (Arc<dyn ReferenceSource>, Arc<dyn DeviceEventSink>) =
+        match &aggregated {
+            Some(aggregated) => (
+                aggregated.references(),
+                Arc::new(aggregated.device_events()),
+            ),
+            None => (
+                Arc::new(
+                    StoreReferences::new(store.clone(), &registry).ok_or_else(|| {
+                        BackendError::Internal(
+                            "ConfigMaps and Secrets are not registered".to_owned(),
+                        )
+                    })?,
+                ),
+                Arc::new(LogEvents),
+            ),
+        };
     let device_backend = Arc::new(StoreBackend::new(
         store.clone(),
         &registry,
+        references,
+        device_events,
         liveness,
         edge_metrics.clone(),
     )?);

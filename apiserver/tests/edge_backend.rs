@@ -2,10 +2,13 @@
 //! `Collection`: enrolment and registration, configuration rendering with ConfigMaps and
 //! Secrets, heartbeats that write nothing when nothing changed (proved by the store
 //! revision and the write counter), offline detection, configuration problems reported on
-//! the device, cache invalidation by watch events, deletion, and playbook executions.
+//! the device, cache invalidation by watch events, deletion, playbook executions, and
+//! device-reported events handed to the event sink.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use async_trait::async_trait;
 
 use flotta_api::edge::{
     self, DeviceConfigurationMessage, EnrolmentFeatures, EnrolmentInfo, HardwareInfo, Heartbeat,
@@ -14,6 +17,8 @@ use flotta_api::edge::{
 use flotta_api::store::Store;
 use flotta_api::store::memory::MemoryStore;
 use flotta_api::v1alpha1 as v1;
+use flotta_apiserver::cluster::events::{DeviceEvent, DeviceEventSink, DeviceRef, Severity};
+use flotta_apiserver::cluster::references::StoreReferences;
 use flotta_apiserver::edge::backend::store::StoreBackend;
 use flotta_apiserver::edge::backend::{BackendError, DeviceBackend, RegistrationStatus};
 use flotta_apiserver::edge::configuration::CONFIGURATION_PROBLEMS_ANNOTATION;
@@ -29,11 +34,32 @@ use tokio::sync::oneshot;
 const NS: &str = "fleet";
 const WAIT: Duration = Duration::from_secs(10);
 
+/// An event sink that remembers what it was given.
+#[derive(Default)]
+struct RecordedEvents(Mutex<Vec<(DeviceRef, DeviceEvent)>>);
+
+impl RecordedEvents {
+    fn all(&self) -> Vec<(DeviceRef, DeviceEvent)> {
+        self.0.lock().expect("lock").clone()
+    }
+}
+
+#[async_trait]
+impl DeviceEventSink for RecordedEvents {
+    async fn record(&self, device: &DeviceRef, event: &DeviceEvent) {
+        self.0
+            .lock()
+            .expect("lock")
+            .push((device.clone(), event.clone()));
+    }
+}
+
 struct Harness {
     store: Arc<dyn Store>,
     registry: ResourceRegistry,
     backend: Arc<StoreBackend>,
     metrics: Arc<EdgeMetrics>,
+    events: Arc<RecordedEvents>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -44,10 +70,15 @@ impl Harness {
         let mut registry = resources::standalone();
         assert!(registry.set_presenter(v1::GROUP, "edgedevices", liveness.presenter()));
         let metrics = Arc::new(EdgeMetrics::new());
+        let references =
+            Arc::new(StoreReferences::new(Arc::clone(&store), &registry).expect("core kinds"));
+        let events = Arc::new(RecordedEvents::default());
         let backend = Arc::new(
             StoreBackend::new(
                 Arc::clone(&store),
                 &registry,
+                references,
+                Arc::clone(&events) as Arc<dyn DeviceEventSink>,
                 liveness,
                 Arc::clone(&metrics),
             )
@@ -68,6 +99,7 @@ impl Harness {
             registry,
             backend,
             metrics,
+            events,
             _stop: stop,
         }
     }
@@ -560,6 +592,21 @@ async fn steady_heartbeats_write_nothing_and_a_change_writes_once() {
     .expect("json");
     assert_eq!(events[0]["type"], "Warning");
     assert_eq!(events[0]["message"], "image pull failed");
+    // ... and handed to the event sink (Kubernetes Events in aggregated mode), about this
+    // very device.
+    wait_for(|| async { !h.events.all().is_empty() }).await;
+    let recorded = h.events.all();
+    assert_eq!(recorded.len(), 1, "one event reported once");
+    let (about, event) = &recorded[0];
+    assert_eq!(
+        (about.namespace.as_str(), about.name.as_str()),
+        (NS, "dev1")
+    );
+    assert_eq!(about.uid.as_deref(), device["metadata"]["uid"].as_str());
+    assert!(about.uid.is_some());
+    assert_eq!(event.severity, Severity::Warning);
+    assert_eq!(event.reason, "Failed");
+    assert_eq!(event.message, "image pull failed");
 
     // A heartbeat for a device that does not exist is a 404.
     assert!(matches!(

@@ -14,15 +14,22 @@
 //! (removed when resolved; written only when the text changes), where
 //! `kubectl describe edgedevice` shows them.
 //!
+//! ConfigMaps and Secrets are read through a [`ReferenceSource`]: the server's own in
+//! standalone mode ([`crate::cluster::references::StoreReferences`]), the cluster's in
+//! aggregated mode ([`crate::cluster::references::ClusterReferences`]).
+//!
 //! Rendered configurations are cached per device with their serialised JSON and ETag.
-//! [`Configurations::run`] watches the store and evicts a device when the device or
-//! anything it was rendered from (set, workloads, ConfigMaps, Secrets, named even when
-//! missing) changes; a render that raced with a change is not cached. The same watcher
-//! tells the liveness table about device revisions and deletions.
+//! [`Configurations::run`] watches the store and the reference source's
+//! [`ReferenceSource::changes`], and evicts a device when the device or anything it was
+//! rendered from (set, workloads, ConfigMaps, Secrets, named even when missing) changes;
+//! a lagging change receiver empties the whole cache. The cache counts the changes it
+//! has seen (its generation) and refuses a render that started before a change to
+//! something it read, so a render that raced with a change is never cached, whether the
+//! change came from the store or from the cluster. The same watcher tells the liveness
+//! table about device revisions and deletions.
 //!
 //! Limits: the ObjectBucketClaim storage mode reads the bucket host from the claim's
-//! ConfigMap (`BUCKET_HOST`) since there is no OpenShift Route here, and sends no CA;
-//! ConfigMaps and Secrets are read only when this server serves them (standalone mode).
+//! ConfigMap (`BUCKET_HOST`) since there is no OpenShift Route here, and sends no CA.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,10 +48,12 @@ use flotta_api::v1alpha1::{self as v1, EdgeDevice, EdgeDeviceSet, EdgeWorkload};
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::PodSpec;
 use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
 
 use super::backend::{BackendError, RegistrationStatus, RenderedConfiguration};
 use super::liveness::Liveness;
 use super::metrics::{EdgeMetrics, WriteReason};
+use crate::cluster::references::{ReferenceError, ReferenceKind, ReferenceSource};
 use crate::rest::collection::Collection;
 use crate::rest::error::ApiError;
 use crate::rest::request::QueryOptions;
@@ -71,6 +80,11 @@ const OBC_BUCKET_PORT: i32 = 443;
 const MAX_TRACKED_CHANGES: usize = 200_000;
 /// What the store watch covers: every kind (filtered by key below).
 const WATCH_PREFIX: &str = "/registry/";
+/// Dependency keys of ConfigMaps: their store keys in standalone mode, so store events
+/// and reference changes evict alike (the same form in aggregated mode).
+const CONFIG_MAP_KEY_PREFIX: &str = "/registry/core/configmaps/";
+/// Dependency keys of Secrets (see [`CONFIG_MAP_KEY_PREFIX`]).
+const SECRET_KEY_PREFIX: &str = "/registry/core/secrets/";
 
 /// One device's rendered configuration and what it was rendered from.
 #[derive(Debug)]
@@ -83,30 +97,49 @@ pub struct Rendered {
     pub deleting: bool,
     /// The device's effective heartbeat period.
     pub heartbeat_period: Duration,
-    /// Store keys this rendering read (the device included), for eviction.
+    /// Keys of the objects this rendering read (the device included), for eviction.
     deps: Vec<String>,
 }
 
-/// The device kinds and core kinds the renderer reads.
+/// The device kinds the renderer reads from the store.
 struct Kinds {
     device: Arc<ResourceDef>,
     set: Arc<ResourceDef>,
     workload: Arc<ResourceDef>,
-    config_map: Option<Arc<ResourceDef>>,
-    secret: Option<Arc<ResourceDef>>,
+}
+
+/// The dependency key of a referenced ConfigMap or Secret.
+fn reference_key(kind: ReferenceKind, namespace: &str, name: &str) -> String {
+    let prefix = match kind {
+        ReferenceKind::ConfigMap => CONFIG_MAP_KEY_PREFIX,
+        ReferenceKind::Secret => SECRET_KEY_PREFIX,
+    };
+    format!("{prefix}{namespace}/{name}")
+}
+
+/// Maps a failed ConfigMap/Secret lookup to a backend error: the device retries later.
+fn reference_error(error: ReferenceError) -> BackendError {
+    BackendError::Unavailable(error.to_string())
 }
 
 /// The rendering cache and its eviction index.
+///
+/// Its clock is `generation`, a count of the changes it has seen (store events and
+/// reference changes alike, since cluster changes have no store revision): a render
+/// remembers the generation it started at, and is cached only if nothing it read changed
+/// at a later generation.
 #[derive(Default)]
 struct Cache {
     /// Device store key → its rendering.
     entries: HashMap<String, Arc<Rendered>>,
-    /// Store key → devices whose rendering read it.
+    /// Dependency key → devices whose rendering read it.
     dependents: HashMap<String, HashSet<String>>,
-    /// Store key → revision of its newest change seen by the watcher.
+    /// Dependency key → generation of its newest change seen.
     changed_at: HashMap<String, u64>,
-    /// Renders that started before this revision are not cached (the watcher may have
-    /// missed their changes). `u64::MAX` until the watcher runs.
+    /// Changes seen so far.
+    generation: u64,
+    /// Renders that started before this generation are not cached (changes they depend
+    /// on may have gone unseen). `u64::MAX` while the watcher does not run.
     floor: u64,
 }
 
@@ -124,14 +157,16 @@ impl Cache {
         }
     }
 
-    fn changed(&mut self, key: &str, revision: u64) {
+    /// Records a change of `key` and evicts the devices that read it.
+    fn changed(&mut self, key: &str) {
+        self.generation += 1;
         if self.changed_at.len() >= MAX_TRACKED_CHANGES {
             // Bounded memory: forget the history and refuse renders that started before
             // this change (they are rendered again on the next poll).
             self.changed_at.clear();
-            self.floor = self.floor.max(revision);
+            self.floor = self.floor.max(self.generation);
         }
-        self.changed_at.insert(key.to_string(), revision);
+        self.changed_at.insert(key.to_string(), self.generation);
         if let Some(devices) = self.dependents.get(key).cloned() {
             for device in devices {
                 self.remove(&device);
@@ -139,7 +174,30 @@ impl Cache {
         }
     }
 
-    /// Caches `rendered` for `device` unless something it read changed after `start`.
+    /// Forgets everything, as if every key changed now: renders in progress are not
+    /// cached either.
+    fn clear(&mut self) {
+        self.generation += 1;
+        self.entries.clear();
+        self.dependents.clear();
+        self.changed_at.clear();
+        self.floor = self.floor.max(self.generation);
+    }
+
+    /// Starts caching after the watcher (re)started: renders from before are refused.
+    fn start_watching(&mut self) {
+        self.clear();
+        self.floor = self.generation;
+    }
+
+    /// Stops caching (the watcher stopped; changes may go unseen).
+    fn stop_watching(&mut self) {
+        self.clear();
+        self.floor = u64::MAX;
+    }
+
+    /// Caches `rendered` for `device` unless something it read changed after generation
+    /// `start` (the generation when the render began).
     fn insert(&mut self, device: &str, rendered: Arc<Rendered>, start: u64) -> bool {
         if start < self.floor {
             return false;
@@ -166,6 +224,7 @@ impl Cache {
 /// Renders and caches device configurations (see the module documentation).
 pub struct Configurations {
     store: Arc<dyn Store>,
+    references: Arc<dyn ReferenceSource>,
     kinds: Kinds,
     liveness: Arc<Liveness>,
     metrics: Arc<EdgeMetrics>,
@@ -209,11 +268,12 @@ pub(crate) fn object_of_key<'k>(key: &'k str, prefix: &str) -> Option<(&'k str, 
 }
 
 impl Configurations {
-    /// A renderer over `store` for the kinds in `registry` (the Flotta kinds are required;
-    /// ConfigMaps and Secrets are read when registered).
+    /// A renderer over `store` for the Flotta kinds in `registry` (required), reading
+    /// ConfigMaps and Secrets from `references`.
     pub fn new(
         store: Arc<dyn Store>,
         registry: &ResourceRegistry,
+        references: Arc<dyn ReferenceSource>,
         liveness: Arc<Liveness>,
         metrics: Arc<EdgeMetrics>,
     ) -> Result<Self, BackendError> {
@@ -221,11 +281,10 @@ impl Configurations {
             device: flotta_kind(registry, "edgedevices")?,
             set: flotta_kind(registry, "edgedevicesets")?,
             workload: flotta_kind(registry, "edgeworkloads")?,
-            config_map: registry.find("", "v1", "configmaps").cloned(),
-            secret: registry.find("", "v1", "secrets").cloned(),
         };
         Ok(Configurations {
             store,
+            references,
             kinds,
             liveness,
             metrics,
@@ -254,11 +313,7 @@ impl Configurations {
             self.metrics.configuration_cache_hits.inc();
             return Ok(hit);
         }
-        let start = self
-            .store
-            .current_revision()
-            .await
-            .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+        let start = self.cache().generation;
         let (rendered, recorded_problems) = self.render(namespace, name).await?;
         self.metrics.configuration_renders.inc();
         self.liveness
@@ -483,11 +538,14 @@ impl Configurations {
         Ok((rendered, recorded))
     }
 
-    /// Watches the store until `shutdown` completes, evicting cached configurations whose
-    /// inputs changed and telling the liveness table about device revisions. Re-watches
-    /// (with an empty cache) when the watch ends or fails.
+    /// Watches the store and the reference source until `shutdown` completes, evicting
+    /// cached configurations whose inputs changed and telling the liveness table about
+    /// device revisions. Re-watches (with an empty cache) when the store watch ends or
+    /// fails; empties the cache when the reference changes lag.
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
+        // Subscribed before caching starts, so no change after that goes unseen.
+        let mut references = Some(self.references.changes());
         loop {
             let from = match self.store.current_revision().await {
                 Ok(revision) => revision,
@@ -509,14 +567,14 @@ impl Configurations {
                     }
                 }
             };
-            {
-                let mut cache = self.cache();
-                *cache = Cache {
-                    floor: from,
-                    ..Cache::default()
-                };
-            }
+            self.cache().start_watching();
             loop {
+                let reference_change = async {
+                    match references.as_mut() {
+                        Some(changes) => changes.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     () = &mut shutdown => return,
                     event = events.next() => match event {
@@ -526,19 +584,33 @@ impl Configurations {
                             break;
                         }
                         None => break,
-                    }
+                    },
+                    change = reference_change => match change {
+                        Ok(change) => self.cache().changed(&reference_key(
+                            change.kind,
+                            &change.namespace,
+                            &change.name,
+                        )),
+                        Err(RecvError::Lagged(missed)) => {
+                            tracing::debug!(missed, "configuration cache: reference changes lagged; emptying the cache");
+                            self.cache().clear();
+                        }
+                        Err(RecvError::Closed) => {
+                            // The source announces no more changes; keep what the store
+                            // watch tells.
+                            tracing::warn!("configuration cache: the reference source closed its changes");
+                            references = None;
+                        }
+                    },
                 }
             }
             // Nothing cached can be trusted across the gap.
-            let mut cache = self.cache();
-            cache.floor = u64::MAX;
-            cache.entries.clear();
-            cache.dependents.clear();
+            self.cache().stop_watching();
         }
     }
 
     fn apply(&self, key: &str, revision: u64, kind: EventKind) {
-        self.cache().changed(key, revision);
+        self.cache().changed(key);
         if let Some((namespace, name)) = object_of_key(key, &self.kinds.device.key_prefix()) {
             match kind {
                 EventKind::Put => self.liveness.observe_revision(namespace, name, revision),
@@ -750,15 +822,23 @@ struct Render<'a> {
     problems: Vec<String>,
 }
 
+/// A referenced object as JSON (the wire form: `data` of Secrets and `binaryData` of
+/// ConfigMaps base64).
+fn as_value<T: serde::Serialize>(
+    object: &T,
+    kind: &str,
+    name: &str,
+) -> Result<Value, BackendError> {
+    serde_json::to_value(object)
+        .map_err(|e| BackendError::Internal(format!("encoding {kind} {name}: {e}")))
+}
+
 impl Render<'_> {
     async fn read(
         &mut self,
-        def: Option<&Arc<ResourceDef>>,
+        def: &Arc<ResourceDef>,
         name: &str,
     ) -> Result<Option<Value>, BackendError> {
-        let Some(def) = def else {
-            return Ok(None);
-        };
         self.deps
             .insert(format!("{}{}/{name}", def.key_prefix(), self.namespace));
         let collection = Collection::new(&*self.owner.store, def);
@@ -773,8 +853,19 @@ impl Render<'_> {
         if let Some(cached) = self.config_maps.get(name) {
             return Ok(cached.clone());
         }
-        let def = self.owner.kinds.config_map.clone();
-        let object = self.read(def.as_ref(), name).await?;
+        self.deps.insert(reference_key(
+            ReferenceKind::ConfigMap,
+            self.namespace,
+            name,
+        ));
+        let object = self
+            .owner
+            .references
+            .config_map(self.namespace, name)
+            .await
+            .map_err(reference_error)?
+            .map(|object| as_value(&*object, "ConfigMap", name))
+            .transpose()?;
         self.config_maps.insert(name.to_string(), object.clone());
         Ok(object)
     }
@@ -783,15 +874,23 @@ impl Render<'_> {
         if let Some(cached) = self.secrets.get(name) {
             return Ok(cached.clone());
         }
-        let def = self.owner.kinds.secret.clone();
-        let object = self.read(def.as_ref(), name).await?;
+        self.deps
+            .insert(reference_key(ReferenceKind::Secret, self.namespace, name));
+        let object = self
+            .owner
+            .references
+            .secret(self.namespace, name)
+            .await
+            .map_err(reference_error)?
+            .map(|object| as_value(&*object, "Secret", name))
+            .transpose()?;
         self.secrets.insert(name.to_string(), object.clone());
         Ok(object)
     }
 
     async fn set(&mut self, name: &str) -> Result<Option<EdgeDeviceSet>, BackendError> {
         let def = Arc::clone(&self.owner.kinds.set);
-        let Some(raw) = self.read(Some(&def), name).await? else {
+        let Some(raw) = self.read(&def, name).await? else {
             return Ok(None);
         };
         match serde_json::from_value(raw) {
@@ -1081,7 +1180,7 @@ impl Render<'_> {
         name: &str,
     ) -> Result<Option<(Workload, Vec<Secret>)>, BackendError> {
         let def = Arc::clone(&self.owner.kinds.workload);
-        let Some(raw) = self.read(Some(&def), name).await? else {
+        let Some(raw) = self.read(&def, name).await? else {
             return Ok(None);
         };
         if raw
@@ -1307,7 +1406,7 @@ mod tests {
     #[test]
     fn cache_refuses_renders_that_raced_with_a_change() {
         let mut cache = Cache {
-            floor: 10,
+            floor: u64::MAX,
             ..Cache::default()
         };
         let rendered = |deps: &[&str]| {
@@ -1320,15 +1419,57 @@ mod tests {
                 deps: deps.iter().map(|d| d.to_string()).collect(),
             })
         };
-        assert!(!cache.insert("d", rendered(&["d"]), 5), "before the floor");
-        cache.changed("w", 12);
+        let before_watching = cache.generation;
         assert!(
-            !cache.insert("d", rendered(&["d", "w"]), 11),
-            "w changed after 11"
+            !cache.insert("d", rendered(&["d"]), before_watching),
+            "not watching"
         );
-        assert!(cache.insert("d", rendered(&["d", "w"]), 12));
-        cache.changed("w", 13);
+        cache.start_watching();
+        assert!(
+            !cache.insert("d", rendered(&["d"]), before_watching),
+            "started before the watch"
+        );
+        let start = cache.generation;
+        cache.changed("w");
+        assert!(
+            !cache.insert("d", rendered(&["d", "w"]), start),
+            "w changed after the render started"
+        );
+        assert!(
+            cache.insert("d", rendered(&["d", "x"]), start),
+            "an unrelated change does not matter"
+        );
+        let start = cache.generation;
+        assert!(cache.insert("d", rendered(&["d", "w"]), start));
+        cache.changed("w");
         assert!(cache.entries.is_empty(), "evicted by its dependency");
         assert!(cache.dependents.is_empty());
+
+        let start = cache.generation;
+        assert!(cache.insert("d", rendered(&["d"]), start));
+        cache.clear();
+        assert!(cache.entries.is_empty(), "cleared");
+        assert!(
+            !cache.insert("d", rendered(&["d"]), start),
+            "a render from before the clear"
+        );
+        cache.stop_watching();
+        let start = cache.generation;
+        assert!(!cache.insert("d", rendered(&["d"]), start), "stopped");
+    }
+
+    #[test]
+    fn reference_keys_are_the_store_keys_of_core_kinds() {
+        let registry = crate::resources::standalone();
+        for (kind, plural) in [
+            (ReferenceKind::ConfigMap, "configmaps"),
+            (ReferenceKind::Secret, "secrets"),
+        ] {
+            let def = registry.find("", "v1", plural).expect("core kind");
+            assert_eq!(
+                reference_key(kind, "ns", "n"),
+                format!("{}ns/n", def.key_prefix())
+            );
+        }
     }
 }

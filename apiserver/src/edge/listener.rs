@@ -64,12 +64,14 @@ pub enum ListenerError {
 }
 
 /// Where the device CA comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum CaSource {
     /// Operator-supplied PEM files (certificate, key).
     Files(PathBuf, PathBuf),
     /// Kept in the store, created on first start.
     Store,
+    /// Already loaded by the caller (aggregated mode: the `flotta-ca` Secret).
+    Loaded(Arc<DeviceCa>),
 }
 
 /// What the device listener needs, prepared at start before binding.
@@ -96,11 +98,14 @@ impl DevicePki {
         let ca = match source {
             CaSource::Files(cert, key) => {
                 let (cert, key) = (cert.clone(), key.clone());
-                tokio::task::spawn_blocking(move || DeviceCa::from_files(&cert, &key)).await??
+                Arc::new(
+                    tokio::task::spawn_blocking(move || DeviceCa::from_files(&cert, &key))
+                        .await??,
+                )
             }
-            CaSource::Store => DeviceCa::load_or_create(store).await?,
+            CaSource::Store => Arc::new(DeviceCa::load_or_create(store).await?),
+            CaSource::Loaded(ca) => Arc::clone(ca),
         };
-        let ca = Arc::new(ca);
         let mut names = crate::pki::serving_hosts(bind_host);
         for host in hosts {
             let host = host.trim().to_ascii_lowercase();

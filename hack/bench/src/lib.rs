@@ -12,6 +12,7 @@ pub mod args;
 pub mod client;
 pub mod create;
 pub mod fixture;
+pub mod fleet;
 pub mod list;
 pub mod report;
 pub mod server;

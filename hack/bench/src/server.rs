@@ -1,7 +1,8 @@
 //! The server under test: starts `flotta-apiserver` on a fresh temporary data directory,
 //! waits until it is ready, reads its memory figures from `/proc`, and stops it.
 //!
-//! Start-up: `--data-dir <tmp>/data --secure-port 0 --metrics-port 0 --store <kind>`, its
+//! Start-up: `--data-dir <tmp>/data --secure-port 0 --metrics-port 0 --device-port off
+//! --store <kind>` (other flags than the two ports: [`Server::start_with_flags`]), its
 //! stderr into `<tmp>/server.log`; ready once `<tmp>/data/ports.json` names the secure
 //! port and `GET /readyz` on it answers 200. The child is killed (SIGKILL) when stopped or
 //! dropped; the data directory is deleted unless kept.
@@ -135,6 +136,20 @@ impl Server {
         store: StoreChoice,
         keep_data: bool,
     ) -> Result<Server, ServerError> {
+        let flags = ["--metrics-port", "0", "--device-port", "off"];
+        Self::start_with_flags(bin, data_root, store, keep_data, &flags).await
+    }
+
+    /// Like [`Server::start`], with `flags` in place of the default
+    /// `--metrics-port 0 --device-port off` (e.g. `--metrics-port auto --device-port 0`;
+    /// the ports bound are in `ports.json` of [`Server::data_dir`]).
+    pub async fn start_with_flags(
+        bin: &Path,
+        data_root: &Path,
+        store: StoreChoice,
+        keep_data: bool,
+        flags: &[&str],
+    ) -> Result<Server, ServerError> {
         let prepare = |path: &Path| {
             let path = path.to_owned();
             move |source| ServerError::Prepare { path, source }
@@ -150,14 +165,8 @@ impl Server {
         let child = Command::new(bin)
             .arg("--data-dir")
             .arg(&data_dir)
-            .args([
-                "--secure-port",
-                "0",
-                "--metrics-port",
-                "0",
-                "--device-port",
-                "off",
-            ])
+            .args(["--secure-port", "0"])
+            .args(flags)
             .args(["--store", store.as_flag()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

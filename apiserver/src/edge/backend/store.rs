@@ -6,11 +6,14 @@
 //!   (`flotta-inventory.md` §3.7); registration records the hardware in `status.hardware`,
 //!   adds the hardware labels and removes the `edgedeviceSignedRequest` label.
 //! - Configuration and registration status come from [`Configurations`] (cached, evicted
-//!   by watch events).
+//!   by watch events), which reads ConfigMaps and Secrets through a [`ReferenceSource`].
 //! - Heartbeats go to the [`Liveness`] table first; the store is read only when the report
 //!   differs from the last one reconciled or the device changed since, and written only
 //!   when the status, labels or events actually change (see [`heartbeat`] for what a
 //!   heartbeat changes). Every write is counted in [`EdgeMetrics::store_writes`].
+//!   Device-reported events are also handed to a [`DeviceEventSink`] (Kubernetes Events
+//!   in aggregated mode, log lines in standalone mode) in the background, after the
+//!   heartbeat was stored, so a slow cluster does not slow heartbeats down.
 //! - [`StoreBackend::run`] runs the background parts: the configuration cache watcher and
 //!   the liveness sweeper (after seeding the table from the stored devices).
 //!
@@ -38,9 +41,11 @@ use serde_json::{Value, json};
 use self::hardware::{hardware_labels, map_hardware};
 use self::heartbeat::{
     DEVICE_EVENTS_ANNOTATION, FINAL_PLAYBOOK_STATES, advance_conditions, append_events,
-    apply_heartbeat, report_hash,
+    apply_heartbeat, device_events, report_hash,
 };
 use super::{BackendError, DeviceBackend, RegistrationStatus, RenderedConfiguration};
+use crate::cluster::events::{DeviceEventSink, DeviceRef};
+use crate::cluster::references::ReferenceSource;
 use crate::edge::configuration::{
     Configurations, backend_error, flotta_kind, rv_of, set_annotation,
 };
@@ -61,6 +66,7 @@ pub struct StoreBackend {
     requests: Arc<ResourceDef>,
     executions: Arc<ResourceDef>,
     configurations: Arc<Configurations>,
+    events: Arc<dyn DeviceEventSink>,
     liveness: Arc<Liveness>,
     metrics: Arc<EdgeMetrics>,
 }
@@ -128,18 +134,21 @@ fn with_status(object: &Value, status: &EdgeDeviceStatus) -> Result<Value, ApiEr
 }
 
 impl StoreBackend {
-    /// A backend over `store` for the Flotta kinds in `registry` (ConfigMaps and Secrets
-    /// are read when the registry serves them), recording liveness in `liveness` and
-    /// counting in `metrics`.
+    /// A backend over `store` for the Flotta kinds in `registry`, reading the ConfigMaps
+    /// and Secrets of configurations from `references`, handing device-reported events to
+    /// `events`, recording liveness in `liveness` and counting in `metrics`.
     pub fn new(
         store: Arc<dyn Store>,
         registry: &ResourceRegistry,
+        references: Arc<dyn ReferenceSource>,
+        events: Arc<dyn DeviceEventSink>,
         liveness: Arc<Liveness>,
         metrics: Arc<EdgeMetrics>,
     ) -> Result<Self, BackendError> {
         let configurations = Arc::new(Configurations::new(
             Arc::clone(&store),
             registry,
+            references,
             Arc::clone(&liveness),
             Arc::clone(&metrics),
         )?);
@@ -149,6 +158,7 @@ impl StoreBackend {
             executions: flotta_kind(registry, "playbookexecutions")?,
             store,
             configurations,
+            events,
             liveness,
             metrics,
         })
@@ -549,6 +559,23 @@ impl DeviceBackend for StoreBackend {
         } else {
             stored
         };
+        if !heartbeat.events.is_empty() {
+            let device = DeviceRef {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                uid: stored
+                    .pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            };
+            let events = device_events(&heartbeat.events);
+            let sink = Arc::clone(&self.events);
+            tokio::spawn(async move {
+                for event in &events {
+                    sink.record(&device, event).await;
+                }
+            });
+        }
         let revision = rv_of(&stored)
             .and_then(|rv| rv.parse::<u64>().ok())
             .unwrap_or(0);

@@ -8,8 +8,10 @@
 //! kept verbatim otherwise (`Degraded`, `Paused`, ...). Only workloads already placed on
 //! the device (in `status.workloads`) are updated, as in Flotta.
 //!
-//! Device events: Flotta turned them into Kubernetes Events; standalone mode has no Event
-//! objects, so the newest [`MAX_DEVICE_EVENTS`] are kept as a JSON list in the device's
+//! Device events: Flotta turned them into Kubernetes Events, and so do we in aggregated
+//! mode ([`device_events`] converts them for [`crate::cluster::events::DeviceEventSink`]);
+//! standalone mode has no Event objects, so in every mode the newest
+//! [`MAX_DEVICE_EVENTS`] are also kept as a JSON list in the device's
 //! [`DEVICE_EVENTS_ANNOTATION`] (`kubectl describe edgedevice` shows it).
 
 use std::hash::Hasher;
@@ -21,6 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};
 
 use super::hardware::merge_hardware;
+use crate::cluster::events::{DeviceEvent, Severity};
 
 /// The EdgeDevice annotation holding the newest device-reported events: a JSON list of
 /// `{"time", "type" (Normal|Warning), "reason", "message"}`, oldest first.
@@ -167,6 +170,19 @@ pub(crate) fn advance_conditions(
     true
 }
 
+/// Device-reported events as the event sink takes them (`warn` → Warning, anything else
+/// Normal; missing reason or message → empty).
+pub(crate) fn device_events(events: &[edge::EventInfo]) -> Vec<DeviceEvent> {
+    events
+        .iter()
+        .map(|event| DeviceEvent {
+            severity: Severity::from_device_type(event.event_type.as_deref().unwrap_or("")),
+            reason: event.reason.clone().unwrap_or_default(),
+            message: event.message.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
 /// The device events annotation value after appending `events` to `current` (keeping the
 /// newest [`MAX_DEVICE_EVENTS`]).
 pub(crate) fn append_events(
@@ -284,5 +300,36 @@ mod tests {
         ));
         assert_eq!(conditions[0].status, "False");
         assert_eq!(conditions[1].status, "True");
+    }
+
+    #[test]
+    fn device_events_map_severity_and_fill_blanks() {
+        let events = device_events(&[
+            edge::EventInfo {
+                reason: Some("Failed".into()),
+                message: Some("image pull failed".into()),
+                event_type: Some(edge::EVENT_TYPE_WARN.into()),
+            },
+            edge::EventInfo {
+                reason: None,
+                message: None,
+                event_type: None,
+            },
+        ]);
+        assert_eq!(
+            events,
+            vec![
+                DeviceEvent {
+                    severity: Severity::Warning,
+                    reason: "Failed".into(),
+                    message: "image pull failed".into(),
+                },
+                DeviceEvent {
+                    severity: Severity::Normal,
+                    reason: String::new(),
+                    message: String::new(),
+                },
+            ]
+        );
     }
 }
