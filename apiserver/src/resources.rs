@@ -278,6 +278,12 @@ pub fn flotta() -> ResourceRegistry {
                 0,
             ),
             col(
+                "Online",
+                "boolean",
+                "status.online: heartbeats arrive within the grace period",
+                0,
+            ),
+            col(
                 "Last Seen",
                 "date",
                 "status.lastSeen: the device's last heartbeat",
@@ -428,4 +434,22 @@ pub fn standalone() -> ResourceRegistry {
         reg.register(def);
     }
     reg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_one_cell_per_column() {
+        let object = json!({"metadata": {"name": "x"}, "spec": {}, "status": {}});
+        for def in standalone().all() {
+            assert_eq!(
+                def.strategy.cells(&object).len(),
+                def.columns.len(),
+                "{} cells and columns differ",
+                def.kind
+            );
+        }
+    }
 }

@@ -253,6 +253,7 @@ async fn a_device_lives_from_enrolment_to_disconnect() -> Result<()> {
     let subject = identity.subject()?;
     assert_eq!(subject.common_name.as_deref(), Some(id), "{subject:?}");
     assert_eq!(subject.organizational_units, ["default"], "{subject:?}");
+    assert_eq!(subject.organizations, ["flotta-operator"], "{subject:?}");
     let validity_days = (subject.not_after - jiff::Timestamp::now().as_second()) / 86_400;
     assert!(
         (29..=30).contains(&validity_days),
@@ -395,6 +396,65 @@ async fn a_device_lives_from_enrolment_to_disconnect() -> Result<()> {
         command.as_ref().is_some_and(device::is_disconnect),
         "{command:?}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_device_goes_offline_and_its_next_heartbeat_brings_it_back() -> Result<()> {
+    let (server, endpoint) = start(&["--device-offline-after-missed", "2"])?;
+    let id = "dev-quiet";
+    let mut device = joined_device(&server, &endpoint, id).await?;
+    // A one-second heartbeat period: offline after two silent seconds.
+    kubectl(
+        &server,
+        &[
+            "patch",
+            "edgedevice",
+            id,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"heartbeat":{"periodSeconds":1}}}"#,
+        ],
+    )?;
+    let configuration = configuration_until(&mut device, "a heartbeat period of 1 s", |c| {
+        c.configuration
+            .as_ref()
+            .and_then(|c| c.heartbeat.as_ref())
+            .and_then(|h| h.period_seconds)
+            == Some(1)
+    })
+    .await?;
+    let report = device::heartbeat(configuration.version.as_deref(), &[]);
+    device.heartbeat(&report).await?;
+    let online = |server: &Server| -> Result<Value> {
+        Ok(kubectl_json(server, &["get", "edgedevice", id])?["status"]["online"].clone())
+    };
+    assert_eq!(online(&server)?, true);
+
+    // The transition is a watch event, not only a value computed on read.
+    let mut watch = tokio::task::block_in_place(|| {
+        server.kubectl_lines(&[
+            "get",
+            "edgedevice",
+            id,
+            "--watch-only",
+            "-o",
+            "custom-columns=NAME:.metadata.name,ONLINE:.status.online",
+        ])
+    })?;
+    let line = tokio::task::block_in_place(|| {
+        watch.expect_line("the device to go offline", DEFAULT_TIMEOUT, |line| {
+            line.split_whitespace().collect::<Vec<_>>() == [id, "false"]
+        })
+    })?;
+    drop(watch);
+    assert_eq!(online(&server)?, false, "watch said {line:?}");
+    let table = Table::parse(&kubectl(&server, &["get", "edgedevices"])?)?;
+    assert_eq!(table.cell(id, "ONLINE")?, "false", "{}", table.text());
+
+    device.heartbeat(&report).await?;
+    assert_eq!(online(&server)?, true, "a heartbeat brings the device back");
     Ok(())
 }
 

@@ -8,9 +8,11 @@
 //!    label set at registration) is created and its placement awaited;
 //! 3. every device fetches its configuration and sends one heartbeat (the steady state);
 //! 4. three measured runs ([`load::run`]), each after the store has gone quiet:
-//!    identical heartbeats (no store write allowed), unchanged-configuration polls
-//!    (`If-None-Match` → 304), and status-changing heartbeats (each one flips the
-//!    workload's phase, so each one is a durable status write).
+//!    identical heartbeats (no store write allowed but the low-rate `lastSeen`
+//!    checkpoints, which only runs longer than the checkpoint interval meet),
+//!    unchanged-configuration polls (`If-None-Match` → 304), and status-changing
+//!    heartbeats (each one flips the workload's phase, so each one is a durable status
+//!    write).
 //!
 //! Around every run the server's `/metrics` is read: `flotta_store_current_revision`
 //! (every store write moves it) and `flotta_edge_store_writes_total` (the device backend's
@@ -68,6 +70,10 @@ pub struct Writes {
     pub backend: f64,
     /// `flotta_edge_store_writes_total{reason="Heartbeat"}`: status writes of heartbeats.
     pub heartbeat: f64,
+    /// `flotta_edge_store_writes_total{reason="Checkpoint"}`: the low-rate `lastSeen`
+    /// checkpoints (due `--device-last-seen-checkpoint` seconds after a device's last
+    /// write, so they appear in long runs).
+    pub checkpoint: f64,
 }
 
 impl Writes {
@@ -77,7 +83,17 @@ impl Writes {
             revision: self.revision - before.revision,
             backend: self.backend - before.backend,
             heartbeat: self.heartbeat - before.heartbeat,
+            checkpoint: self.checkpoint - before.checkpoint,
         }
+    }
+
+    /// Writes other than the `lastSeen` checkpoints: by the device backend, and in the
+    /// whole store.
+    pub fn beyond_checkpoints(&self) -> (f64, f64) {
+        (
+            self.backend - self.checkpoint,
+            self.revision - self.checkpoint,
+        )
     }
 }
 
@@ -107,6 +123,7 @@ fn parse_writes(page: &str) -> Result<Writes, FleetError> {
         revision: get("flotta_store_current_revision")?,
         backend: get("flotta_edge_store_writes_total")?,
         heartbeat: get("flotta_edge_store_writes_total{reason=\"Heartbeat\"}")?,
+        checkpoint: get("flotta_edge_store_writes_total{reason=\"Checkpoint\"}")?,
     })
 }
 
@@ -438,6 +455,7 @@ mod tests {
 # TYPE flotta_edge_store_writes_total counter
 flotta_edge_store_writes_total{reason=\"Heartbeat\"} 7
 flotta_edge_store_writes_total{reason=\"Enrolment\"} 3
+flotta_edge_store_writes_total{reason=\"Checkpoint\"} 0
 flotta_store_current_revision 120
 flotta_store_current_revision_other 5
 ";
@@ -450,15 +468,18 @@ flotta_store_current_revision_other 5
             Writes {
                 revision: 120.0,
                 backend: 10.0,
-                heartbeat: 7.0
+                heartbeat: 7.0,
+                checkpoint: 0.0,
             }
         );
         let later = Writes {
             revision: 125.0,
             backend: 12.0,
             heartbeat: 9.0,
+            checkpoint: 2.0,
         };
         assert_eq!(later.since(&writes).revision, 5.0);
+        assert_eq!(later.since(&writes).beyond_checkpoints(), (0.0, 3.0));
         assert!(parse_writes("flotta_store_current_revision 1\n").is_err());
     }
 
