@@ -30,8 +30,12 @@ required=(
   "openssl:openssl"
   # Later issues add their real test peers here:
   # "etcd:etcd-server"
-  # "podman:podman"
-  # "runc:runc"
+  # The agent's podman tests (agent/tests): podman with runc, its pause binary, and the
+  # static busybox the test image is imported from.
+  "podman:podman"
+  "runc:runc"
+  "catatonit:catatonit"
+  "busybox:busybox-static"
   # "protoc:protobuf-compiler"
 )
 
