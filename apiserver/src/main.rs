@@ -8,6 +8,11 @@ use clap::Parser as _;
 use flotta_apiserver::config::{LogFormat, Options};
 use tracing_subscriber::EnvFilter;
 
+// Lists build and free a JSON tree per object; glibc's allocator spent about half of a
+// 10,000-object list in malloc/free and kept the freed memory (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // Only ring is compiled in; installing it as the process default keeps any

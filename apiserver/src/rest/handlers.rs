@@ -26,7 +26,7 @@ fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Respons
     let mut response = (
         code,
         [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
+        serde_json::to_vec(body).unwrap_or_default(),
     )
         .into_response();
     for w in warnings {
