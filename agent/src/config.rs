@@ -2,7 +2,7 @@
 //!
 //! Every key of the file is optional and spelled like its flag (`server`, `device-id`,
 //! `ca-cert`, `cert`, `key`, `data-dir`, `namespace`, `log-level`, `poll-seconds`,
-//! `podman`). Limits: no environment-variable layer beyond what clap offers the binary;
+//! `podman`, `systemd-units`, `nftables`, `unit-dir`). Limits: no environment-variable layer beyond what clap offers the binary;
 //! the files named here are only checked for readability later, by the identity module.
 
 use std::path::{Path, PathBuf};
@@ -72,6 +72,14 @@ pub struct PartialSettings {
     pub poll_seconds: Option<u64>,
     /// The podman executable.
     pub podman: Option<PathBuf>,
+    /// systemd units for workloads: absent = when systemd is detected, `false` = never,
+    /// `true` = always.
+    pub systemd_units: Option<bool>,
+    /// nftables rules for host ports: absent = when `nft` is detected, `false` = never,
+    /// `true` = always.
+    pub nftables: Option<bool>,
+    /// Directory of the workload units.
+    pub unit_dir: Option<PathBuf>,
 }
 
 impl PartialSettings {
@@ -100,6 +108,9 @@ impl PartialSettings {
             log_level: overrides.log_level.or(self.log_level),
             poll_seconds: overrides.poll_seconds.or(self.poll_seconds),
             podman: overrides.podman.or(self.podman),
+            systemd_units: overrides.systemd_units.or(self.systemd_units),
+            nftables: overrides.nftables.or(self.nftables),
+            unit_dir: overrides.unit_dir.or(self.unit_dir),
         }
     }
 
@@ -156,6 +167,11 @@ impl PartialSettings {
             log_level: self.log_level.unwrap_or_else(|| "info".to_owned()),
             poll,
             podman: self.podman.unwrap_or_else(|| PathBuf::from("podman")),
+            systemd_units: self.systemd_units,
+            nftables: self.nftables,
+            unit_dir: self
+                .unit_dir
+                .unwrap_or_else(|| PathBuf::from(crate::runtime::systemd::DEFAULT_UNIT_DIR)),
         })
     }
 }
@@ -183,6 +199,26 @@ pub struct Settings {
     pub poll: Duration,
     /// The podman executable.
     pub podman: PathBuf,
+    /// systemd units: `None` = when detected, else forced on or off.
+    pub systemd_units: Option<bool>,
+    /// nftables rules: `None` = when detected, else forced on or off.
+    pub nftables: Option<bool>,
+    /// Directory of the workload units.
+    pub unit_dir: PathBuf,
+}
+
+impl Settings {
+    /// Which host integrations to use on a host offering `detected`: each as detected
+    /// unless forced by the settings.
+    pub fn host_features(
+        &self,
+        detected: crate::runtime::host::HostFeatures,
+    ) -> crate::runtime::host::HostFeatures {
+        crate::runtime::host::HostFeatures {
+            systemd: self.systemd_units.unwrap_or(detected.systemd),
+            nftables: self.nftables.unwrap_or(detected.nftables),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -214,6 +250,52 @@ mod tests {
         assert_eq!(settings.namespace, "plant");
         assert_eq!(settings.device_id, "abc123");
         assert_eq!(settings.poll, DEFAULT_POLL);
+        assert_eq!(
+            settings.unit_dir,
+            Path::new(crate::runtime::systemd::DEFAULT_UNIT_DIR)
+        );
+    }
+
+    #[test]
+    fn host_integrations_follow_detection_unless_forced() {
+        use crate::runtime::host::HostFeatures;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent.toml");
+        std::fs::write(
+            &file,
+            "server = \"https://a\"\ndevice-id = \"d\"\nca-cert = \"/c\"\ncert = \"/x\"\n\
+             key = \"/k\"\ndata-dir = \"/d\"\nnftables = false\nunit-dir = \"/u\"\n",
+        )
+        .unwrap();
+        let settings = PartialSettings::from_file(&file)
+            .unwrap()
+            .resolve(Path::new("/nonexistent"))
+            .unwrap();
+        let both = HostFeatures {
+            systemd: true,
+            nftables: true,
+        };
+        assert_eq!(
+            settings.host_features(both),
+            HostFeatures {
+                systemd: true,
+                nftables: false
+            }
+        );
+        assert_eq!(
+            settings.host_features(HostFeatures::default()),
+            HostFeatures::default()
+        );
+        let forced = PartialSettings::from_file(&file)
+            .unwrap()
+            .merge(PartialSettings {
+                systemd_units: Some(false),
+                ..PartialSettings::default()
+            })
+            .resolve(Path::new("/nonexistent"))
+            .unwrap();
+        assert!(!forced.host_features(both).systemd);
+        assert_eq!(forced.unit_dir, Path::new("/u"));
     }
 
     #[test]

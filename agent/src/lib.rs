@@ -4,9 +4,10 @@
 //!
 //! Components: [`config`] (settings), [`identity`] (certificates), [`client`] (the device
 //! API), [`state`] (the state directory), [`hardware`] (inventory from procfs/sysfs),
-//! [`runtime`] (workloads; [`runtime::podman`]), and [`agent`] (the loop tying them
-//! together). Metrics, logs, OS updates, playbooks, systemd units and nftables rules are
-//! not implemented; they would be further components fed the applied configuration.
+//! [`runtime`] (workloads; [`runtime::podman`], with systemd units and nftables rules when
+//! the host has them), and [`agent`] (the loop tying them together). Metrics, logs, OS
+//! updates and playbooks are not implemented; they would be further components fed the
+//! applied configuration.
 
 pub mod agent;
 pub mod client;

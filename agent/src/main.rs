@@ -3,11 +3,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use flotta_agent::agent::{Agent, Outcome};
 use flotta_agent::config::{MACHINE_ID_FILE, PartialSettings};
+use flotta_agent::runtime::host::{HostCommand, HostFeatures, SystemCommand};
+use flotta_agent::runtime::nftables::NftRules;
 use flotta_agent::runtime::podman::Podman;
+use flotta_agent::runtime::systemd::SystemdUnits;
 use flotta_agent::state::StateDir;
 
 /// The Flotta device agent.
@@ -47,6 +51,15 @@ struct Cli {
     /// podman executable.
     #[arg(long)]
     podman: Option<PathBuf>,
+    /// systemd units for workloads: true or false (default: when systemd is PID 1).
+    #[arg(long)]
+    systemd_units: Option<bool>,
+    /// nftables rules for host ports: true or false (default: when `nft` is on PATH).
+    #[arg(long)]
+    nftables: Option<bool>,
+    /// Directory of the workload units (default /etc/systemd/system).
+    #[arg(long)]
+    unit_dir: Option<PathBuf>,
     /// `--network` passed to `podman kube play` (e.g. `none`).
     #[arg(long)]
     podman_network: Option<String>,
@@ -80,6 +93,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         log_level: cli.log_level,
         poll_seconds: cli.poll_seconds,
         podman: cli.podman,
+        systemd_units: cli.systemd_units,
+        nftables: cli.nftables,
+        unit_dir: cli.unit_dir,
     };
     let settings = file
         .merge(flags)
@@ -93,6 +109,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         &settings.device_id,
     );
     podman.network = cli.podman_network;
+    let features = settings.host_features(HostFeatures::detect());
+    tracing::info!(
+        systemd_units = features.systemd,
+        nftables = features.nftables,
+        "host integration"
+    );
+    let host: Arc<dyn HostCommand> = Arc::new(SystemCommand);
+    if features.systemd {
+        podman = podman.with_systemd(SystemdUnits::new(&settings.unit_dir, host.clone()));
+    }
+    if features.nftables {
+        podman = podman.with_nftables(NftRules::new(host));
+    }
     let agent = Agent::new(settings, podman)?;
     let shutdown = async {
         let mut term =

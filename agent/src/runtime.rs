@@ -4,10 +4,14 @@
 //! Phases (the `workload-status` enum of Flotta's swagger): `Deploying` (created, starting,
 //! or unknown), `Running`, `Crashed` (exited with a failure, dead, degraded, in error),
 //! `Stopped` (exited or stopped). Podman's pod states map onto them in
-//! [`WorkloadPhase::from_podman`]. Limits: systemd units and nftables rules are not
-//! generated.
+//! [`WorkloadPhase::from_podman`]. Host integration, when detected ([`host`]): a systemd
+//! unit per workload ([`systemd`]) and nftables rules for host ports ([`nftables`]), both
+//! used by [`podman::Podman`]. Limits: no other runtime than podman.
 
+pub mod host;
+pub mod nftables;
 pub mod podman;
+pub mod systemd;
 
 use std::future::Future;
 

@@ -5,8 +5,13 @@
 //! `<data>/workloads/<name>/auth.json` (registry auth, passed with `--authfile`),
 //! `<data>/volumes/<name>/` (`/export`), `<data>/secrets.json` (names of the podman secrets
 //! the agent created, so only those are ever deleted). Host ports come from the PodSpec's
-//! `hostPort`s, which `kube play` publishes. Limits: no systemd units or nftables rules;
-//! the podman network is podman's default unless [`Podman::network`] is set.
+//! `hostPort`s, which `kube play` publishes.
+//!
+//! With [`Podman::with_systemd`] the pod is played by the workload's systemd unit
+//! ([`super::systemd`]) instead of directly, and restarted through it; with
+//! [`Podman::with_nftables`] the host ports get rules in the `inet flotta` table
+//! ([`super::nftables`]; a failure there is logged, not fatal, since the pod runs).
+//! Limits: the podman network is podman's default unless [`Podman::network`] is set.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -15,6 +20,8 @@ use flotta_api::edge::{Secret, Workload};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt as _;
 
+use super::nftables::{NftRules, host_ports};
+use super::systemd::SystemdUnits;
 use super::{
     ContainerRuntime, MANAGED_LABEL, RuntimeError, WorkloadPhase, WorkloadState, pod_manifest,
 };
@@ -28,6 +35,8 @@ pub struct Podman {
     owner: String,
     /// `--network` for `kube play` (e.g. `none` in a sandbox without networking).
     pub network: Option<String>,
+    systemd: Option<SystemdUnits>,
+    nftables: Option<NftRules>,
 }
 
 #[derive(Deserialize)]
@@ -48,7 +57,21 @@ impl Podman {
             state,
             owner: device_id.into(),
             network: None,
+            systemd: None,
+            nftables: None,
         }
+    }
+
+    /// This runtime playing pods through systemd units managed by `units`.
+    pub fn with_systemd(mut self, units: SystemdUnits) -> Self {
+        self.systemd = Some(units);
+        self
+    }
+
+    /// This runtime keeping nftables rules for host ports with `rules`.
+    pub fn with_nftables(mut self, rules: NftRules) -> Self {
+        self.nftables = Some(rules);
+        self
     }
 
     async fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<String, RuntimeError> {
@@ -149,10 +172,12 @@ impl ContainerRuntime for Podman {
         if let Some(auth) = auth {
             write_atomic(&auth_path, auth.as_bytes(), 0o600)?;
         }
-        self.remove_pod(&name).await?;
         let manifest_arg = manifest_path.to_string_lossy().into_owned();
         let auth_arg = auth_path.to_string_lossy().into_owned();
         let mut args = vec!["kube", "play"];
+        if self.systemd.is_some() {
+            args.push("--replace");
+        }
         if let Some(network) = &self.network {
             args.extend(["--network", network]);
         }
@@ -160,17 +185,50 @@ impl ContainerRuntime for Podman {
             args.extend(["--authfile", &auth_arg]);
         }
         args.push(&manifest_arg);
-        self.run(&args, None).await.map(|_| ())
+        match &self.systemd {
+            Some(units) => {
+                let program = self.program.to_string_lossy().into_owned();
+                let words = |args: &[&str]| {
+                    std::iter::once(program.clone())
+                        .chain(args.iter().map(|&a| a.to_owned()))
+                        .collect::<Vec<_>>()
+                };
+                let down = words(&["kube", "down", &manifest_arg]);
+                units.install(&name, &words(&args), &down).await?;
+            }
+            None => {
+                self.remove_pod(&name).await?;
+                self.run(&args, None).await?;
+            }
+        }
+        if let Some(rules) = &self.nftables
+            && let Err(error) = rules.apply(&name, &host_ports(&pod)).await
+        {
+            tracing::warn!(workload = %name, %error, "cannot apply nftables rules");
+        }
+        Ok(())
     }
 
     async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
+        if let Some(units) = &self.systemd {
+            units.uninstall(name).await?;
+        }
+        // Also without systemd, and after it: a pod the unit did not create must go too.
         self.remove_pod(name).await?;
+        if let Some(rules) = &self.nftables
+            && let Err(error) = rules.remove(name).await
+        {
+            tracing::warn!(workload = %name, %error, "cannot remove nftables rules");
+        }
         self.state.remove(&self.state.workload_dir(name))?;
         Ok(())
     }
 
     async fn restart(&self, name: &str) -> Result<(), RuntimeError> {
-        self.run(&["pod", "restart", name], None).await.map(|_| ())
+        match &self.systemd {
+            Some(units) if units.installed(name) => units.restart(name).await,
+            _ => self.run(&["pod", "restart", name], None).await.map(|_| ()),
+        }
     }
 
     async fn list(&self) -> Result<Vec<WorkloadState>, RuntimeError> {
@@ -219,5 +277,69 @@ impl ContainerRuntime for Podman {
         }
         self.state.write_json(&self.secrets_path(), &wanted)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::host::double::RecordingHost;
+    use super::super::nftables::{HostPort, apply_script, remove_script};
+    use super::*;
+
+    #[tokio::test]
+    async fn with_systemd_and_nftables_the_unit_plays_the_pod_and_rules_follow_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let unit_dir = dir.path().join("units");
+        std::fs::create_dir(&unit_dir).unwrap();
+        let host = Arc::new(RecordingHost::new(unit_dir.clone()));
+        // `true` stands in for podman: only `pod rm` reaches it on this path.
+        let podman = Podman::new("true", StateDir::new(dir.path().join("data")), "dev1")
+            .with_systemd(SystemdUnits::new(&unit_dir, host.clone()))
+            .with_nftables(NftRules::new(host.clone()));
+        let workload = Workload {
+            name: Some("web".into()),
+            specification: Some(
+                "containers:\n- name: c\n  image: busybox\n  ports:\n  - containerPort: 80\n    hostPort: 8080\n"
+                    .into(),
+            ),
+            ..Workload::default()
+        };
+        podman.apply(&workload, "dev1").await.unwrap();
+        let manifest = dir.path().join("data/workloads/web/workload.yaml");
+        let unit = std::fs::read_to_string(unit_dir.join("flotta-workload-web.service")).unwrap();
+        assert!(
+            unit.contains(&format!(
+                "ExecStart=true kube play --replace {}\n",
+                manifest.display()
+            )),
+            "{unit}"
+        );
+        assert!(
+            unit.contains(&format!("ExecStop=true kube down {}\n", manifest.display())),
+            "{unit}"
+        );
+        podman.restart("web").await.unwrap();
+        podman.remove("web").await.unwrap();
+        assert!(!unit_dir.join("flotta-workload-web.service").exists());
+        assert!(!manifest.exists());
+        let port = HostPort {
+            protocol: "tcp",
+            port: 8080,
+        };
+        assert_eq!(
+            *host.calls.lock().unwrap(),
+            [
+                "systemctl daemon-reload".to_owned(),
+                "systemctl enable flotta-workload-web.service".to_owned(),
+                "systemctl restart flotta-workload-web.service".to_owned(),
+                format!("nft -f -\n{}", apply_script("web", &[port])),
+                "systemctl restart flotta-workload-web.service".to_owned(),
+                "systemctl disable --now flotta-workload-web.service".to_owned(),
+                "systemctl daemon-reload".to_owned(),
+                format!("nft -f -\n{}", remove_script("web")),
+            ]
+        );
     }
 }
