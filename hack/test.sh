@@ -110,6 +110,6 @@ export FLOTTA_APISERVER_BIN="$target_dir/debug/flotta-apiserver"
 echo "FLOTTA_APISERVER_BIN=$FLOTTA_APISERVER_BIN"
 
 section "cargo test"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 
 section "All checks passed"
