@@ -135,7 +135,8 @@ fn api_resources_lists_the_six_kinds() -> Result<()> {
 
 #[test]
 fn create_every_kind_and_read_server_metadata() -> Result<()> {
-    let server = Server::start()?;
+    // Manual approval: the signed request must stay as written (generation 1, not approved).
+    let server = Server::start_with(&["--auto-approve=false"])?;
     for (plural, _, file, name) in KINDS {
         let stdout = create_fixture(&server, file)?;
         assert!(
@@ -212,7 +213,8 @@ fn edgedevice_printer_columns() -> Result<()> {
 
 #[test]
 fn edgeworkload_and_edsr_printer_columns() -> Result<()> {
-    let server = Server::start()?;
+    // Manual approval: the signed request must stay as written (generation 1, not approved).
+    let server = Server::start_with(&["--auto-approve=false"])?;
     create_fixture(&server, "edgeworkload.yaml")?;
     create_fixture(&server, "edsr.yaml")?;
 
