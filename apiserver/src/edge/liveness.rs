@@ -455,50 +455,27 @@ impl Liveness {
         name: &str,
         metrics: &EdgeMetrics,
     ) {
-        let mut before = None;
-        let result = collection
-            .update_with(
-                Some(namespace),
+        let written = self
+            .write_status(
+                collection,
+                namespace,
                 name,
-                Some("status"),
-                &QueryOptions::default(),
-                |current| {
-                    before = current
-                        .pointer("/metadata/resourceVersion")
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
-                    let mut next = current.clone();
+                "recording a device offline",
+                |status| {
                     // A heartbeat may have arrived since the sweep decided.
-                    if self.get(namespace, name).is_some_and(|l| l.online) {
-                        return Ok(next);
-                    }
-                    if let Some(status) = status_mut(&mut next) {
+                    if !self.get(namespace, name).is_some_and(|l| l.online) {
                         status.insert("online".into(), json!(false));
                     }
-                    Ok(next)
                 },
             )
             .await;
-        match result {
-            Ok(written) => {
-                let after = written
-                    .object
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str);
-                if after != before.as_deref() {
-                    metrics.store_write(WriteReason::Liveness);
-                    tracing::info!(namespace, device = name, "device is offline");
-                }
-                let stored = written
-                    .object
-                    .pointer("/status/online")
-                    .and_then(Value::as_bool);
-                self.with_entry(namespace, name, |e| e.stored_online = stored);
+        if let Some((object, wrote)) = written {
+            if wrote {
+                metrics.store_write(WriteReason::Liveness);
+                tracing::info!(namespace, device = name, "device is offline");
             }
-            Err(crate::rest::error::ApiError::NotFound(_)) => self.forget(namespace, name),
-            Err(error) => {
-                tracing::warn!(namespace, device = name, %error, "recording a device offline failed");
-            }
+            let stored = object.pointer("/status/online").and_then(Value::as_bool);
+            self.with_entry(namespace, name, |e| e.stored_online = stored);
         }
     }
 
@@ -510,6 +487,42 @@ impl Liveness {
         last: Timestamp,
         metrics: &EdgeMetrics,
     ) {
+        let written = self
+            .write_status(
+                collection,
+                namespace,
+                name,
+                "checkpointing lastSeen",
+                |status| {
+                    let stored = status.get("lastSeen").and_then(parse_time);
+                    if stored.is_none_or(|s| s < last) {
+                        status.insert("lastSeen".into(), json!(format_time(last)));
+                    }
+                },
+            )
+            .await;
+        if let Some((object, wrote)) = written {
+            if wrote {
+                metrics.store_write(WriteReason::Checkpoint);
+            }
+            let stored = object.pointer("/status/lastSeen").and_then(parse_time);
+            self.with_entry(namespace, name, |e| {
+                e.stored_last_seen = stored.or(Some(last))
+            });
+        }
+    }
+
+    /// Changes a device's status through the `/status` subresource; returns the object as
+    /// stored and whether anything was written, or `None` when the device is gone (then
+    /// forgotten) or the write failed (logged as `what` failed).
+    async fn write_status(
+        &self,
+        collection: &Collection<'_>,
+        namespace: &str,
+        name: &str,
+        what: &str,
+        mut change: impl FnMut(&mut serde_json::Map<String, Value>) + Send,
+    ) -> Option<(Value, bool)> {
         let mut before = None;
         let result = collection
             .update_with(
@@ -524,10 +537,7 @@ impl Liveness {
                         .map(str::to_string);
                     let mut next = current.clone();
                     if let Some(status) = status_mut(&mut next) {
-                        let stored = status.get("lastSeen").and_then(parse_time);
-                        if stored.is_none_or(|s| s < last) {
-                            status.insert("lastSeen".into(), json!(format_time(last)));
-                        }
+                        change(status);
                     }
                     Ok(next)
                 },
@@ -539,20 +549,16 @@ impl Liveness {
                     .object
                     .pointer("/metadata/resourceVersion")
                     .and_then(Value::as_str);
-                if after != before.as_deref() {
-                    metrics.store_write(WriteReason::Checkpoint);
-                }
-                let stored = written
-                    .object
-                    .pointer("/status/lastSeen")
-                    .and_then(parse_time);
-                self.with_entry(namespace, name, |e| {
-                    e.stored_last_seen = stored.or(Some(last))
-                });
+                let wrote = after != before.as_deref();
+                Some((written.object, wrote))
             }
-            Err(crate::rest::error::ApiError::NotFound(_)) => self.forget(namespace, name),
+            Err(crate::rest::error::ApiError::NotFound(_)) => {
+                self.forget(namespace, name);
+                None
+            }
             Err(error) => {
-                tracing::warn!(namespace, device = name, %error, "checkpointing lastSeen failed");
+                tracing::warn!(namespace, device = name, %error, "{what} failed");
+                None
             }
         }
     }
