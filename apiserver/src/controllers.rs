@@ -9,6 +9,7 @@
 //! (volatile state such as liveness) are not applied to what the controllers read.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -21,6 +22,7 @@ use flotta_controllers::{
 use futures::StreamExt;
 use serde_json::Value;
 
+use crate::election::Election;
 use crate::rest::collection::{Collection, DeleteOptions, decode_at};
 use crate::rest::error::ApiError;
 use crate::rest::filter::Filter;
@@ -35,6 +37,36 @@ const FIELD_MANAGER: &str = "flotta-controllers";
 /// current tokio runtime. Stop them with [`Controllers::shutdown`].
 pub fn start(store: Arc<dyn Store>, registry: &ResourceRegistry, config: Config) -> Controllers {
     flotta_controllers::start(Arc::new(StoreObjects::new(store, registry)), config)
+}
+
+/// Runs the controllers until `shutdown` completes, then stops them: all the time, or,
+/// with an `election` (a store shared by several replicas), only while this replica leads.
+pub async fn run(
+    store: Arc<dyn Store>,
+    registry: &ResourceRegistry,
+    config: Config,
+    election: Option<Election>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let objects: Arc<dyn Objects> = Arc::new(StoreObjects::new(store, registry));
+    let Some(election) = election else {
+        let controllers = flotta_controllers::start(objects, config);
+        shutdown.await;
+        controllers.shutdown().await;
+        return;
+    };
+    let lead = move |mut leading: tokio::sync::watch::Receiver<bool>| {
+        let controllers = flotta_controllers::start(objects.clone(), config.clone());
+        async move {
+            while *leading.borrow_and_update() {
+                if leading.changed().await.is_err() {
+                    break;
+                }
+            }
+            controllers.shutdown().await;
+        }
+    };
+    election.run(lead, shutdown).await;
 }
 
 /// The controllers' [`Objects`] client over a [`Store`] and the REST layer.

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod config;
 pub mod controllers;
 pub mod edge;
+pub mod election;
 pub mod pki;
 pub mod resources;
 pub mod rest;

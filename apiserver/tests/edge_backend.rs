@@ -65,7 +65,12 @@ struct Harness {
 
 impl Harness {
     async fn start(config: LivenessConfig) -> Harness {
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(10_000));
+        Harness::start_on(Arc::new(MemoryStore::new(10_000)), config).await
+    }
+
+    /// A replica on an existing store (several harnesses on one store play several
+    /// server replicas).
+    async fn start_on(store: Arc<dyn Store>, config: LivenessConfig) -> Harness {
         let liveness = Arc::new(Liveness::new(config));
         let mut registry = resources::standalone();
         assert!(registry.set_presenter(v1::GROUP, "edgedevices", liveness.presenter()));
@@ -274,6 +279,7 @@ fn quiet_liveness() -> LivenessConfig {
         default_period: Duration::from_secs(60),
         checkpoint_interval: Duration::from_secs(300),
         sweep_interval: Duration::from_millis(20),
+        ..LivenessConfig::default()
     }
 }
 
@@ -622,6 +628,7 @@ async fn silent_device_goes_offline_and_comes_back() {
         default_period: Duration::from_millis(300),
         checkpoint_interval: Duration::from_secs(300),
         sweep_interval: Duration::from_millis(20),
+        ..LivenessConfig::default()
     })
     .await;
     h.registered_device("dev1", &[]).await;
@@ -655,6 +662,55 @@ async fn silent_device_goes_offline_and_comes_back() {
     let mut served = h.device("dev1").await;
     h.def(v1::GROUP, "edgedevices").present(&mut served);
     assert_eq!(served["status"]["online"], true);
+}
+
+#[tokio::test]
+async fn replicas_on_one_store_hand_a_device_over_without_an_offline_flap() {
+    let shared = LivenessConfig {
+        missed_periods: 1,
+        default_period: Duration::from_millis(400),
+        checkpoint_interval: Duration::from_secs(300),
+        sweep_interval: Duration::from_millis(20),
+        shared: true,
+    };
+    let a = Harness::start(shared.clone()).await;
+    let b = Harness::start_on(Arc::clone(&a.store), shared).await;
+    a.registered_device("dev1", &[]).await;
+    a.backend
+        .heartbeat("dev1", NS, &heartbeat(&[]))
+        .await
+        .expect("heartbeat to a");
+    assert_eq!(a.device("dev1").await["status"]["online"], true);
+
+    // The device moves to b: b's first heartbeat writes lastSeen, once.
+    b.backend
+        .heartbeat("dev1", NS, &heartbeat(&[]))
+        .await
+        .expect("heartbeat to b");
+    assert_eq!(b.metrics.store_writes_for(WriteReason::Heartbeat), 1);
+    let claimed = a.device("dev1").await["status"]["lastSeen"].clone();
+    // b keeps it alive for several of a's grace periods; a never marks it offline.
+    let until = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while tokio::time::Instant::now() < until {
+        b.backend
+            .heartbeat("dev1", NS, &heartbeat(&[]))
+            .await
+            .expect("heartbeat to b");
+        assert_eq!(a.device("dev1").await["status"]["online"], true);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(a.metrics.store_writes_for(WriteReason::Liveness), 0);
+    assert_eq!(b.metrics.store_writes_for(WriteReason::Liveness), 0);
+    assert_eq!(
+        b.metrics.store_writes_for(WriteReason::Heartbeat),
+        1,
+        "steady heartbeats write nothing"
+    );
+    assert_eq!(a.device("dev1").await["status"]["lastSeen"], claimed);
+
+    // When the device goes silent, its owner marks it offline.
+    wait_for(|| async { a.device("dev1").await["status"]["online"] == false }).await;
+    assert_eq!(b.metrics.store_writes_for(WriteReason::Liveness), 1);
 }
 
 #[tokio::test]

@@ -43,7 +43,7 @@ use flotta_api::edge::{
     MetricsReceiverConfiguration, MetricsRetention, Mount, OsInformation, S3StorageConfiguration,
     Secret, StorageConfiguration, SyslogConfig, Workload, WorkloadMetrics,
 };
-use flotta_api::store::{EventKind, Store};
+use flotta_api::store::{Event, EventKind, Store};
 use flotta_api::v1alpha1::{self as v1, EdgeDevice, EdgeDeviceSet, EdgeWorkload};
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::PodSpec;
@@ -51,7 +51,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::backend::{BackendError, RegistrationStatus, RenderedConfiguration};
-use super::liveness::Liveness;
+use super::liveness::{Liveness, StoredLiveness};
 use super::metrics::{EdgeMetrics, WriteReason};
 use crate::cluster::references::{ReferenceError, ReferenceKind, ReferenceSource};
 use crate::rest::collection::Collection;
@@ -578,7 +578,7 @@ impl Configurations {
                 tokio::select! {
                     () = &mut shutdown => return,
                     event = events.next() => match event {
-                        Some(Ok(event)) => self.apply(&event.kv.key, event.kv.mod_revision, event.kind),
+                        Some(Ok(event)) => self.apply(&event),
                         Some(Err(error)) => {
                             tracing::warn!(%error, "configuration cache: watch ended; re-watching");
                             break;
@@ -609,11 +609,17 @@ impl Configurations {
         }
     }
 
-    fn apply(&self, key: &str, revision: u64, kind: EventKind) {
+    fn apply(&self, event: &Event) {
+        let key = &event.kv.key;
         self.cache().changed(key);
         if let Some((namespace, name)) = object_of_key(key, &self.kinds.device.key_prefix()) {
-            match kind {
-                EventKind::Put => self.liveness.observe_revision(namespace, name, revision),
+            match event.kind {
+                EventKind::Put => self.liveness.observe(
+                    namespace,
+                    name,
+                    event.kv.mod_revision,
+                    StoredLiveness::from_stored(&event.kv.value),
+                ),
                 EventKind::Delete => self.liveness.forget(namespace, name),
             }
         }

@@ -5,7 +5,7 @@
 //!   is held across an `.await`) and says whether the heartbeat can be answered from
 //!   memory: the same report as the last one reconciled with the stored device, the device
 //!   unchanged since then (the configuration watcher reports device revisions through
-//!   [`Liveness::observe_revision`]), and the store already saying `online: true`.
+//!   [`Liveness::observe`]), and the store already saying `online: true`.
 //! - [`Liveness::run`] sweeps the table: a device whose last heartbeat is older than
 //!   `missed periods × heartbeat period` is written `status.online=false` (a real status
 //!   change, hence a watch event); the store backend writes `online: true` again with the
@@ -16,9 +16,19 @@
 //! - [`Liveness::presenter`] merges the in-memory `lastSeen` and the current online state
 //!   into EdgeDevices as they are served (get, list, watch).
 //!
-//! Limits: the table is per process; with several replicas behind a load balancer each sees
-//! only the heartbeats it received (the checkpoints and online transitions in the store
-//! are shared). Times are wall-clock (`jiff::Timestamp`), so a clock jump shifts deadlines.
+//! - With a store shared by several replicas ([`LivenessConfig::shared`]) each replica
+//!   judges the devices whose heartbeats it receives (its *own* ones). The first heartbeat
+//!   a replica gets from a device writes `lastSeen` ([`claim_time`]; one write per device
+//!   and move between replicas); the others see that write through their watch ([`Liveness::observe`]) and
+//!   leave the device to its new owner. A device nobody here hears from is judged from the
+//!   stored `lastSeen`, which its owner checkpoints every `checkpoint interval`: offline
+//!   once that is older than the grace period plus two checkpoint intervals.
+//!
+//! Limits: the table is per process, so with several replicas a replica that does not
+//! receive a device's heartbeats serves its `lastSeen` from the last checkpoint (up to one
+//! checkpoint interval old), and if a device and the replica it talks to stop together, the
+//! device is marked offline only after the longer shared-store grace. Times are wall-clock
+//! (`jiff::Timestamp`), so a clock jump shifts deadlines.
 
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
@@ -54,6 +64,8 @@ pub struct LivenessConfig {
     pub checkpoint_interval: Duration,
     /// How often the table is swept for offline devices and checkpoints.
     pub sweep_interval: Duration,
+    /// Whether other replicas share the store (and receive some devices' heartbeats).
+    pub shared: bool,
 }
 
 impl Default for LivenessConfig {
@@ -63,6 +75,7 @@ impl Default for LivenessConfig {
             default_period: Duration::from_secs(60),
             checkpoint_interval: Duration::from_secs(300),
             sweep_interval: Duration::from_secs(1),
+            shared: false,
         }
     }
 }
@@ -75,6 +88,47 @@ pub enum HeartbeatCheck {
     Unchanged,
     /// The store must be consulted (and possibly written).
     Reconcile,
+    /// This replica just took the device over from another one (shared store): reconcile
+    /// and write `lastSeen` even if nothing else changed, so the others let go of it.
+    Claim,
+}
+
+/// A device's liveness fields as stored, seen in a watch event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoredLiveness {
+    /// `status.lastSeen`.
+    pub last_seen: Option<Timestamp>,
+    /// `status.online`.
+    pub online: Option<bool>,
+}
+
+impl StoredLiveness {
+    /// Reads the fields from a stored EdgeDevice's bytes (missing or unreadable: none).
+    pub fn from_stored(bytes: &[u8]) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Device {
+            #[serde(default)]
+            status: Option<Status>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Status {
+            #[serde(default)]
+            last_seen: Option<String>,
+            #[serde(default)]
+            online: Option<bool>,
+        }
+        let status = serde_json::from_slice::<Device>(bytes)
+            .ok()
+            .and_then(|d| d.status);
+        StoredLiveness {
+            last_seen: status
+                .as_ref()
+                .and_then(|s| s.last_seen.as_deref())
+                .and_then(|t| t.parse().ok()),
+            online: status.and_then(|s| s.online),
+        }
+    }
 }
 
 /// One device's liveness as served to clients.
@@ -98,6 +152,8 @@ struct Entry {
     reconciled: Option<(u64, u64)>,
     /// The newest device revision the watcher has seen.
     seen_revision: u64,
+    /// Whether this process received the latest known heartbeat (the device is its own).
+    heard: bool,
 }
 
 impl Entry {
@@ -109,6 +165,7 @@ impl Entry {
             stored_last_seen: None,
             reconciled: None,
             seen_revision: 0,
+            heard: false,
         }
     }
 }
@@ -139,6 +196,22 @@ fn key(namespace: &str, name: &str) -> String {
 /// `2006-01-02T15:04:05Z`, as Kubernetes serialises `metav1.Time`.
 pub fn format_time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The `lastSeen` a claiming heartbeat at `now` records over the stored `previous` one: `now`
+/// rounded up to a whole second (so it is stored exactly) and later than `previous`, so that
+/// the previous owner sees a heartbeat newer than any it got.
+pub fn claim_time(now: Timestamp, previous: Option<Timestamp>) -> Timestamp {
+    let whole = Timestamp::from_second(now.as_second()).unwrap_or(now);
+    let up = if whole < now {
+        whole + SignedDuration::from_secs(1)
+    } else {
+        whole
+    };
+    match previous {
+        Some(previous) if previous >= up => previous + SignedDuration::from_secs(1),
+        _ => up,
+    }
 }
 
 fn parse_time(v: &Value) -> Option<Timestamp> {
@@ -185,7 +258,14 @@ impl Liveness {
     fn online_at(&self, entry: &Entry, now: Timestamp) -> Option<bool> {
         let last = entry.last_seen?;
         let from = last.max(self.started);
-        Some(now.duration_since(from) <= self.grace(entry.period))
+        let mut grace = self.grace(entry.period);
+        if self.config.shared && !entry.heard {
+            // Someone else's device: its lastSeen reaches us only through checkpoints.
+            let checkpoints = SignedDuration::try_from(self.config.checkpoint_interval * 2)
+                .unwrap_or(SignedDuration::MAX);
+            grace = grace.saturating_add(checkpoints);
+        }
+        Some(now.duration_since(from) <= grace)
     }
 
     /// Records a heartbeat at `now` whose reported state hashes to `report`, and says
@@ -197,8 +277,13 @@ impl Liveness {
         now: Timestamp,
         report: u64,
     ) -> HeartbeatCheck {
+        let shared = self.config.shared;
         self.with_entry(namespace, name, |e| {
             e.last_seen = Some(e.last_seen.map_or(now, |t| t.max(now)));
+            let claimed = !std::mem::replace(&mut e.heard, true);
+            if shared && claimed {
+                return HeartbeatCheck::Claim;
+            }
             match e.reconciled {
                 Some((hash, revision))
                     if hash == report
@@ -227,7 +312,11 @@ impl Liveness {
             e.stored_online = Some(true);
             if stored_last_seen.is_some() {
                 e.stored_last_seen = stored_last_seen;
+                // A claim may have stored a time a little ahead of the heartbeat; our own
+                // write must not look like someone else's newer one.
+                e.last_seen = e.last_seen.max(stored_last_seen);
             }
+            e.heard = true;
         });
     }
 
@@ -242,12 +331,32 @@ impl Liveness {
     }
 
     /// Records that the stored device changed at `revision` (from a watch event), so the
-    /// next heartbeat compares with the store again.
-    pub fn observe_revision(&self, namespace: &str, name: &str, revision: u64) {
+    /// next heartbeat compares with the store again. With a shared store, a `lastSeen`
+    /// newer than any heartbeat this process received means another replica now has the
+    /// device.
+    pub fn observe(&self, namespace: &str, name: &str, revision: u64, stored: StoredLiveness) {
         let k = key(namespace, name);
         let mut shard = self.shard(&k);
-        if let Some(e) = shard.get_mut(&k) {
-            e.seen_revision = e.seen_revision.max(revision);
+        let entry = match shard.get_mut(&k) {
+            Some(e) => e,
+            None if self.config.shared && stored.last_seen.is_some() => shard
+                .entry(k)
+                .or_insert_with(|| Entry::new(self.config.default_period)),
+            None => return,
+        };
+        entry.seen_revision = entry.seen_revision.max(revision);
+        if !self.config.shared {
+            return;
+        }
+        if stored.online.is_some() {
+            entry.stored_online = stored.online;
+        }
+        if let Some(seen) = stored.last_seen {
+            entry.stored_last_seen = entry.stored_last_seen.max(Some(seen));
+            if entry.last_seen.is_none_or(|last| seen > last) {
+                entry.last_seen = Some(seen);
+                entry.heard = false;
+            }
         }
     }
 
@@ -378,6 +487,7 @@ impl Liveness {
                     }
                 }
                 if let Some(last) = e.last_seen
+                    && (e.heard || !self.config.shared)
                     && sweep.checkpoints.len() < budget
                     && e.stored_last_seen
                         .is_none_or(|stored| last.duration_since(stored) >= interval)
@@ -595,7 +705,87 @@ mod tests {
             default_period: Duration::from_millis(period_ms),
             checkpoint_interval: Duration::from_secs(300),
             sweep_interval: Duration::from_millis(10),
+            shared: false,
         }
+    }
+
+    fn shared(period_ms: u64, checkpoint_ms: u64) -> LivenessConfig {
+        LivenessConfig {
+            checkpoint_interval: Duration::from_millis(checkpoint_ms),
+            shared: true,
+            ..config(period_ms)
+        }
+    }
+
+    fn stored(last_seen: Timestamp, online: bool) -> StoredLiveness {
+        StoredLiveness {
+            last_seen: Some(last_seen),
+            online: Some(online),
+        }
+    }
+
+    #[test]
+    fn shared_store_first_heartbeat_claims_the_device() {
+        let l = Liveness::new(shared(1000, 5000));
+        let now = Timestamp::now();
+        assert_eq!(l.heartbeat("ns", "d", now, 7), HeartbeatCheck::Claim);
+        l.reconciled("ns", "d", 7, 10, Some(now));
+        l.observe("ns", "d", 10, stored(now, true));
+        assert_eq!(l.heartbeat("ns", "d", now, 7), HeartbeatCheck::Unchanged);
+        // Without a shared store a first heartbeat is a plain reconcile.
+        let single = Liveness::new(config(1000));
+        assert_eq!(
+            single.heartbeat("ns", "d", now, 7),
+            HeartbeatCheck::Reconcile
+        );
+    }
+
+    #[test]
+    fn shared_store_lets_go_of_a_device_another_replica_claimed() {
+        let here = Liveness::new(shared(1000, 5000));
+        let t0 = Timestamp::now();
+        here.heartbeat("ns", "d", t0, 1);
+        here.reconciled("ns", "d", 1, 5, Some(t0));
+        // Another replica claims the device: its lastSeen write arrives through the watch.
+        let t1 = t0 + SignedDuration::from_millis(500);
+        here.observe("ns", "d", 6, stored(t1, true));
+        // Past this replica's own grace (3 s) the device is not ours to judge ...
+        let sweep = here.sweep(t1 + SignedDuration::from_millis(3100), 100);
+        assert!(sweep.to_offline.is_empty(), "{:?}", sweep.to_offline);
+        assert!(
+            sweep.checkpoints.is_empty(),
+            "checkpointed someone else's device"
+        );
+        // ... until the owner's checkpoints stop for the grace plus two checkpoint intervals.
+        let sweep = here.sweep(t1 + SignedDuration::from_millis(13_100), 100);
+        assert_eq!(sweep.to_offline, ["ns/d"]);
+        // The device coming back here is claimed again.
+        assert_eq!(
+            here.heartbeat("ns", "d", t1 + SignedDuration::from_secs(14), 1),
+            HeartbeatCheck::Claim
+        );
+    }
+
+    #[test]
+    fn shared_store_own_writes_do_not_give_a_device_away() {
+        let here = Liveness::new(shared(1000, 5000));
+        let t0 = Timestamp::now();
+        let t1 = t0 + SignedDuration::from_millis(900);
+        here.heartbeat("ns", "d", t0, 1);
+        here.heartbeat("ns", "d", t1, 1);
+        // Our own (older) lastSeen write comes back through the watch.
+        here.observe("ns", "d", 9, stored(t0, true));
+        let sweep = here.sweep(t1 + SignedDuration::from_millis(3100), 100);
+        assert_eq!(
+            sweep.to_offline,
+            ["ns/d"],
+            "own device judged by its own grace"
+        );
+        // And it is ours to checkpoint once a checkpoint interval has passed.
+        let t2 = t0 + SignedDuration::from_secs(6);
+        here.heartbeat("ns", "d", t2, 1);
+        let sweep = here.sweep(t2, 100);
+        assert_eq!(sweep.checkpoints, [("ns/d".to_string(), t2)]);
     }
 
     #[test]
@@ -604,11 +794,11 @@ mod tests {
         let now = Timestamp::now();
         assert_eq!(l.heartbeat("ns", "d", now, 7), HeartbeatCheck::Reconcile);
         l.reconciled("ns", "d", 7, 10, None);
-        l.observe_revision("ns", "d", 10);
+        l.observe("ns", "d", 10, StoredLiveness::default());
         assert_eq!(l.heartbeat("ns", "d", now, 7), HeartbeatCheck::Unchanged);
         assert_eq!(l.heartbeat("ns", "d", now, 8), HeartbeatCheck::Reconcile);
         l.reconciled("ns", "d", 8, 11, None);
-        l.observe_revision("ns", "d", 12);
+        l.observe("ns", "d", 12, StoredLiveness::default());
         assert_eq!(l.heartbeat("ns", "d", now, 8), HeartbeatCheck::Reconcile);
     }
 

@@ -49,7 +49,7 @@ use crate::cluster::references::ReferenceSource;
 use crate::edge::configuration::{
     Configurations, backend_error, flotta_kind, rv_of, set_annotation,
 };
-use crate::edge::liveness::{HeartbeatCheck, Liveness, format_time};
+use crate::edge::liveness::{HeartbeatCheck, Liveness, claim_time, format_time};
 use crate::edge::metrics::{EdgeMetrics, WriteReason};
 use crate::rest::collection::Collection;
 use crate::rest::error::ApiError;
@@ -495,8 +495,12 @@ impl DeviceBackend for StoreBackend {
                     let before = typed_status(current);
                     let mut status = before.clone();
                     apply_heartbeat(&mut status, heartbeat, now);
-                    // A write that happens anyway carries lastSeen, sparing a checkpoint.
-                    if status != before {
+                    // A write that happens anyway carries lastSeen, sparing a checkpoint; a
+                    // claim writes it so other replicas let go of the device.
+                    if check == HeartbeatCheck::Claim {
+                        let previous = before.last_seen.as_ref().map(|t| t.0);
+                        status.last_seen = Some(Time(claim_time(now, previous)));
+                    } else if status != before {
                         status.last_seen = Some(Time(now));
                     }
                     with_status(current, &status)
