@@ -2,8 +2,12 @@
 //! renders, and every object carries what the aggregation contract needs
 //! (`kube-api-contract.md` §1.1–§1.3, §9 items 1, 2, 21); `hack/apiservice-certs.sh`
 //! writes an overlay whose APIService `caBundle` verifies the serving certificate for
-//! `flotta-apiserver.flotta.svc`, a certificate this server can load. Uses the real
-//! `kubectl` (its built-in kustomize) and `openssl`.
+//! `flotta-apiserver.flotta.svc`, a certificate this server can load. The several-replica
+//! manifests render too: `deploy/apiservice/overlays/etcd` (the base, the `etcd-replicas`
+//! component and a bundled etcd whose names and ports agree with `--etcd-servers`), and
+//! the certificate overlay extended with the components as docs/install.md says, for the
+//! bundled and for an external etcd. Uses the real `kubectl` (its built-in kustomize) and
+//! `openssl`; checks what renders, not what a cluster would do with it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -93,13 +97,11 @@ fn grants(role: &Value, group: &str, resources: &[&str], verbs: &[&str]) -> bool
     })
 }
 
-#[test]
-fn base_renders_with_everything_the_aggregator_needs() {
-    let objects = kustomize(&repo_root().join("deploy/apiservice"));
-
-    // Namespaces: everything in flotta, except the reader binding in kube-system.
-    find(&objects, "Namespace", "flotta");
-    for object in &objects {
+/// Everything namespaced is in `flotta`, except the reader binding that must live in
+/// kube-system; cluster-scoped kinds carry no namespace.
+fn assert_namespaces(objects: &[Value]) {
+    find(objects, "Namespace", "flotta");
+    for object in objects {
         let namespace = object["metadata"]["namespace"].as_str();
         let kind = object["kind"].as_str().unwrap_or("");
         match kind {
@@ -120,6 +122,18 @@ fn base_renders_with_everything_the_aggregator_needs() {
             ),
         }
     }
+}
+
+#[test]
+fn base_renders_with_everything_the_aggregator_needs() {
+    let objects = kustomize(&repo_root().join("deploy/apiservice"));
+    // `deploy/apiservice` is the base in `base/`, unchanged (the overlays need it apart).
+    assert_eq!(
+        objects,
+        kustomize(&repo_root().join("deploy/apiservice/base"))
+    );
+
+    assert_namespaces(&objects);
 
     // APIService (§1.1).
     let api_service = find(
@@ -423,4 +437,446 @@ fn certificate_overlay_pins_the_serving_ca() {
             .iter()
             .any(|v| v["secret"]["secretName"] == "flotta-apiserver-serving")
     );
+}
+
+/// The container of `pod` named `name`.
+fn container<'a>(pod: &'a Value, name: &str) -> &'a Value {
+    pod["containers"]
+        .as_array()
+        .and_then(|containers| containers.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no container {name}"))
+}
+
+/// The number of the container port named `name`.
+fn container_port(container: &Value, name: &str) -> i64 {
+    container["ports"]
+        .as_array()
+        .and_then(|ports| ports.iter().find(|p| p["name"] == name))
+        .and_then(|p| p["containerPort"].as_i64())
+        .unwrap_or_else(|| panic!("no container port {name}"))
+}
+
+/// The value of `--flag=value` in `args`.
+fn flag<'a>(args: &[&'a str], flag: &str) -> &'a str {
+    args.iter()
+        .find_map(|a| a.strip_prefix(flag)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {flag}= argument in {args:?}"))
+}
+
+/// Each flag at most once: a patch that adds a flag the base already has would make the
+/// server refuse to start.
+fn assert_flags_once(args: &[&str]) {
+    for (i, arg) in args.iter().enumerate() {
+        let name = arg.split('=').next().unwrap_or(arg);
+        assert!(
+            args[i + 1..]
+                .iter()
+                .all(|other| other.split('=').next() != Some(name)),
+            "{name} given twice in {args:?}"
+        );
+    }
+}
+
+/// Whether a `matchLabels` map (or a Service selector) selects objects with `labels`.
+fn selects(match_labels: &Value, labels: &Value) -> bool {
+    match_labels
+        .as_object()
+        .is_some_and(|m| !m.is_empty() && m.iter().all(|(k, v)| &labels[k] == v))
+}
+
+/// The pod passes the namespace's Pod Security level `restricted`.
+fn assert_restricted(pod: &Value) {
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    for container in pod["containers"].as_array().expect("containers") {
+        let context = &container["securityContext"];
+        assert_eq!(context["allowPrivilegeEscalation"], false);
+        assert_eq!(context["readOnlyRootFilesystem"], true);
+        assert_eq!(context["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    }
+}
+
+/// The objects of `kind` whose selector selects pods labelled `labels`.
+fn selecting<'a>(objects: &'a [Value], kind: &str, labels: &Value) -> Vec<&'a Value> {
+    objects
+        .iter()
+        .filter(|o| {
+            o["kind"] == kind
+                && (selects(&o["spec"]["selector"]["matchLabels"], labels)
+                    || selects(&o["spec"]["podSelector"]["matchLabels"], labels))
+        })
+        .collect()
+}
+
+/// How many pods a PodDisruptionBudget lets go at once, out of `replicas`.
+fn disruptions_allowed(pdb: &Value, replicas: i64) -> i64 {
+    assert_eq!(pdb["apiVersion"], "policy/v1");
+    match (
+        pdb["spec"]["maxUnavailable"].as_i64(),
+        pdb["spec"]["minAvailable"].as_i64(),
+    ) {
+        (Some(max_unavailable), None) => max_unavailable,
+        (None, Some(min_available)) => replicas - min_available,
+        _ => panic!("a PDB with one integer bound: {pdb}"),
+    }
+}
+
+/// An object's kind and name.
+fn kind_and_name(object: &Value) -> (&str, &str) {
+    (
+        object["kind"].as_str().expect("kind"),
+        object["metadata"]["name"].as_str().expect("name"),
+    )
+}
+
+#[test]
+fn etcd_overlay_runs_several_replicas_on_the_bundled_etcd() {
+    let base = kustomize(&repo_root().join("deploy/apiservice"));
+    let objects = kustomize(&repo_root().join("deploy/apiservice/overlays/etcd"));
+    assert_namespaces(&objects);
+
+    // Everything of the base, except the embedded store's claim: no PVC at all.
+    for object in &base {
+        let (kind, name) = kind_and_name(object);
+        if kind != "PersistentVolumeClaim" {
+            find(&objects, kind, name);
+        }
+    }
+    assert!(
+        objects.iter().all(|o| o["kind"] != "PersistentVolumeClaim"),
+        "no PersistentVolumeClaim for the apiserver"
+    );
+
+    // Several replicas, replaced one at a time, on the etcd store.
+    let deployment = find(&objects, "Deployment", "flotta-apiserver");
+    let replicas = deployment["spec"]["replicas"].as_i64().expect("replicas");
+    assert!(replicas > 1, "replicas {replicas}");
+    let strategy = &deployment["spec"]["strategy"];
+    assert_eq!(strategy["type"], "RollingUpdate");
+    assert_eq!(strategy["rollingUpdate"]["maxUnavailable"], 1);
+    let pod = &deployment["spec"]["template"]["spec"];
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    assert_restricted(pod);
+    let apiserver = container(pod, "apiserver");
+    let args = strings(&apiserver["args"]);
+    assert_flags_once(&args);
+    assert_eq!(flag(&args, "--mode"), "aggregated");
+    assert_eq!(flag(&args, "--store"), "etcd");
+
+    // The data directory is scratch: an emptyDir, no volume from a claim.
+    let volumes = pod["volumes"].as_array().expect("volumes");
+    assert!(
+        volumes
+            .iter()
+            .all(|v| v.get("persistentVolumeClaim").is_none()),
+        "{volumes:?}"
+    );
+    let data_mount = apiserver["volumeMounts"]
+        .as_array()
+        .and_then(|mounts| {
+            mounts
+                .iter()
+                .find(|m| m["mountPath"].as_str() == Some(flag(&args, "--data-dir")))
+        })
+        .expect("a volume at --data-dir");
+    let data = volumes
+        .iter()
+        .find(|v| v["name"] == data_mount["name"])
+        .expect("the data volume");
+    assert!(data["emptyDir"].is_object(), "{data}");
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v["secret"]["secretName"] == "flotta-apiserver-serving")
+    );
+
+    // Preferably on different nodes.
+    let preferred =
+        &pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"];
+    let term = &preferred[0]["podAffinityTerm"];
+    assert_eq!(term["topologyKey"], "kubernetes.io/hostname");
+    assert!(selects(&term["labelSelector"]["matchLabels"], pod_labels));
+
+    // A device stays with one replica.
+    let device = find(&objects, "Service", "flotta-edge-api");
+    assert_eq!(device["spec"]["sessionAffinity"], "ClientIP");
+    assert!(selects(&device["spec"]["selector"], pod_labels));
+
+    // One disruption budget over the apiserver pods, leaving at least one running.
+    let budgets = selecting(&objects, "PodDisruptionBudget", pod_labels);
+    assert_eq!(budgets.len(), 1, "{budgets:?}");
+    assert!((1..replicas).contains(&disruptions_allowed(budgets[0], replicas)));
+
+    // The bundled etcd: a StatefulSet and its headless Service agree on names and ports.
+    let etcd = find(&objects, "StatefulSet", "flotta-etcd");
+    let etcd_name = etcd["metadata"]["name"].as_str().unwrap();
+    let namespace = etcd["metadata"]["namespace"].as_str().unwrap();
+    let members = etcd["spec"]["replicas"].as_i64().expect("etcd replicas");
+    assert!(members % 2 == 1, "an odd number of etcd members: {members}");
+    let service_name = etcd["spec"]["serviceName"].as_str().expect("serviceName");
+    let service = find(&objects, "Service", service_name);
+    assert_eq!(service["metadata"]["namespace"], namespace);
+    assert_eq!(service["spec"]["clusterIP"], "None", "headless");
+    assert_eq!(service["spec"]["publishNotReadyAddresses"], true);
+    let etcd_labels = &etcd["spec"]["template"]["metadata"]["labels"];
+    assert!(selects(
+        &etcd["spec"]["selector"]["matchLabels"],
+        etcd_labels
+    ));
+    assert!(selects(&service["spec"]["selector"], etcd_labels));
+    assert!(!selects(&service["spec"]["selector"], pod_labels));
+    for name in ["flotta-apiserver", "flotta-edge-api"] {
+        let selector = &find(&objects, "Service", name)["spec"]["selector"];
+        assert!(!selects(selector, etcd_labels), "{name} selects etcd pods");
+    }
+    let etcd_pod = &etcd["spec"]["template"]["spec"];
+    assert_restricted(etcd_pod);
+    let etcd_container = container(etcd_pod, "etcd");
+    let etcd_args = strings(&etcd_container["args"]);
+    assert_flags_once(&etcd_args);
+    let port = |name: &str| {
+        let port = service["spec"]["ports"]
+            .as_array()
+            .and_then(|ports| ports.iter().find(|p| p["name"] == name))
+            .unwrap_or_else(|| panic!("no {name} port on Service {service_name}"));
+        let target = port["targetPort"].as_str().expect("named targetPort");
+        let number = port["port"].as_i64().expect("port");
+        assert_eq!(container_port(etcd_container, target), number, "{name}");
+        number
+    };
+    let (client, peer) = (port("client"), port("peer"));
+    // Each member is named after its pod and advertises the DNS name the headless Service
+    // gives it; the initial member list names exactly the StatefulSet's pods.
+    let pod_name = etcd_container["env"]
+        .as_array()
+        .and_then(|env| env.iter().find(|e| e["name"] == "POD_NAME"))
+        .expect("POD_NAME");
+    assert_eq!(
+        pod_name["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+    assert_eq!(flag(&etcd_args, "--name"), "$(POD_NAME)");
+    let domain = format!("{service_name}.{namespace}.svc");
+    assert_eq!(
+        flag(&etcd_args, "--advertise-client-urls"),
+        format!("http://$(POD_NAME).{domain}:{client}")
+    );
+    assert_eq!(
+        flag(&etcd_args, "--initial-advertise-peer-urls"),
+        format!("http://$(POD_NAME).{domain}:{peer}")
+    );
+    let member_host = |i: i64| format!("{etcd_name}-{i}.{domain}");
+    let initial: Vec<String> = (0..members)
+        .map(|i| format!("{etcd_name}-{i}=http://{}:{peer}", member_host(i)))
+        .collect();
+    assert_eq!(flag(&etcd_args, "--initial-cluster"), initial.join(","));
+    assert_eq!(flag(&etcd_args, "--initial-cluster-state"), "new");
+    // flotta-apiserver compacts (coordinated between replicas); etcd must not as well.
+    assert!(
+        etcd_args
+            .iter()
+            .all(|a| !a.starts_with("--auto-compaction"))
+    );
+    // The data directory is on the claim template's volume.
+    let claim = etcd["spec"]["volumeClaimTemplates"][0]["metadata"]["name"]
+        .as_str()
+        .expect("a volumeClaimTemplate");
+    let etcd_mount = etcd_container["volumeMounts"]
+        .as_array()
+        .and_then(|mounts| mounts.iter().find(|m| m["name"] == claim))
+        .expect("the claim mounted");
+    let mount_path = etcd_mount["mountPath"].as_str().unwrap();
+    assert!(
+        flag(&etcd_args, "--data-dir").starts_with(&format!("{mount_path}/")),
+        "{etcd_args:?}"
+    );
+
+    // flotta-apiserver talks to every member, by its DNS name, on the client port.
+    let servers: Vec<&str> = flag(&args, "--etcd-servers").split(',').collect();
+    let expected: Vec<String> = (0..members)
+        .map(|i| format!("http://{}:{client}", member_host(i)))
+        .collect();
+    assert_eq!(servers, expected);
+
+    // A drain keeps etcd's quorum.
+    let etcd_budgets = selecting(&objects, "PodDisruptionBudget", etcd_labels);
+    assert_eq!(etcd_budgets.len(), 1, "{etcd_budgets:?}");
+    assert!((1..=(members - 1) / 2).contains(&disruptions_allowed(etcd_budgets[0], members)));
+
+    // Only the apiserver and the members reach the client port.
+    let policies = selecting(&objects, "NetworkPolicy", etcd_labels);
+    assert_eq!(policies.len(), 1, "{policies:?}");
+    let rules = policies[0]["spec"]["ingress"].as_array().expect("ingress");
+    let client_rules: Vec<&Value> = rules
+        .iter()
+        // A rule without ports admits every port.
+        .filter(|rule| {
+            rule["ports"].as_array().is_none_or(|ports| {
+                ports.iter().any(|p| p["port"] == "client" || p["port"] == client)
+            })
+        })
+        .collect();
+    assert!(!client_rules.is_empty());
+    for rule in &client_rules {
+        let from = rule["from"]
+            .as_array()
+            .expect("client port only from named pods");
+        assert!(
+            from.iter()
+                .all(|peer| peer["podSelector"]["matchLabels"].is_object()
+                    && peer.get("namespaceSelector").is_none())
+        );
+    }
+    assert!(client_rules.iter().any(|rule| {
+        rule["from"].as_array().is_some_and(|from| {
+            from.iter()
+                .any(|peer| selects(&peer["podSelector"]["matchLabels"], pod_labels))
+        })
+    }));
+}
+
+/// `to` as a path relative to the directory `from` (both absolute), as kustomize wants
+/// its resources and components.
+fn relative_path(from: &Path, to: &Path) -> String {
+    let (from, to) = (
+        from.canonicalize().expect("from"),
+        to.canonicalize().expect("to"),
+    );
+    let (from, to): (Vec<_>, Vec<_>) = (from.components().collect(), to.components().collect());
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<String> = vec!["..".to_owned(); from.len() - common];
+    parts.extend(
+        to[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    parts.join("/")
+}
+
+/// Runs `hack/apiservice-certs.sh` into `out` and appends `extra` to the overlay it
+/// wrote, as docs/install.md tells the operator to.
+fn certificate_overlay_with(out: &Path, extra: &str) -> Vec<Value> {
+    let status = Command::new("bash")
+        .arg(repo_root().join("hack/apiservice-certs.sh"))
+        .arg(out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run hack/apiservice-certs.sh (needs openssl)");
+    assert!(status.success(), "hack/apiservice-certs.sh failed");
+    let path = out.join("kustomization.yaml");
+    let mut text = std::fs::read_to_string(&path).expect("kustomization.yaml");
+    text.push_str(extra);
+    std::fs::write(&path, text).expect("write kustomization.yaml");
+    kustomize(out)
+}
+
+/// The `components:` lines naming `deploy/apiservice/components/<name>` from `out`.
+fn components(out: &Path, names: &[&str]) -> String {
+    let mut text = "components:\n".to_owned();
+    for name in names {
+        let component = repo_root().join("deploy/apiservice/components").join(name);
+        text.push_str(&format!("  - {}\n", relative_path(out, &component)));
+    }
+    text
+}
+
+#[test]
+fn certificate_overlay_with_the_etcd_components_is_the_etcd_overlay() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let objects = certificate_overlay_with(
+        out.path(),
+        &components(out.path(), &["etcd-replicas", "bundled-etcd"]),
+    );
+    let overlay = kustomize(&repo_root().join("deploy/apiservice/overlays/etcd"));
+
+    // The same objects as overlays/etcd, plus the serving Secret and the caBundle.
+    assert_eq!(objects.len(), overlay.len() + 1);
+    for object in &overlay {
+        let (kind, name) = kind_and_name(object);
+        let mut ours = find(&objects, kind, name).clone();
+        if kind == "APIService" {
+            assert!(ours["spec"]["caBundle"].is_string());
+            ours["spec"]
+                .as_object_mut()
+                .expect("spec")
+                .remove("caBundle");
+        }
+        assert_eq!(&ours, object, "{kind} {name}");
+    }
+    let secret = find(&objects, "Secret", "flotta-apiserver-serving");
+    assert_eq!(secret["metadata"]["namespace"], "flotta");
+}
+
+#[test]
+fn external_etcd_component_takes_servers_and_client_certificate_from_the_cluster() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let servers = "https://etcd-0.example.com:2379,https://etcd-1.example.com:2379";
+    let generator = format!(
+        "configMapGenerator:\n  - name: flotta-etcd-servers\n    namespace: flotta\n    \
+         literals:\n      - servers={servers}\n"
+    );
+    let objects = certificate_overlay_with(
+        out.path(),
+        &(components(out.path(), &["etcd-replicas", "external-etcd"]) + &generator),
+    );
+    assert_namespaces(&objects);
+    assert!(
+        objects
+            .iter()
+            .all(|o| o["kind"] != "StatefulSet" && o["kind"] != "PersistentVolumeClaim"),
+        "neither a bundled etcd nor the embedded store's claim"
+    );
+
+    let deployment = find(&objects, "Deployment", "flotta-apiserver");
+    assert!(deployment["spec"]["replicas"].as_i64().expect("replicas") > 1);
+    let pod = &deployment["spec"]["template"]["spec"];
+    let apiserver = container(pod, "apiserver");
+    let args = strings(&apiserver["args"]);
+    assert_flags_once(&args);
+    assert_eq!(flag(&args, "--store"), "etcd");
+    assert!(
+        args.iter().all(|a| !a.starts_with("--etcd-servers")),
+        "the servers come from the environment"
+    );
+
+    // FLOTTA_ETCD_SERVERS from the generated ConfigMap (kustomize renamed the reference).
+    let env = apiserver["env"]
+        .as_array()
+        .and_then(|env| env.iter().find(|e| e["name"] == "FLOTTA_ETCD_SERVERS"))
+        .expect("FLOTTA_ETCD_SERVERS");
+    let reference = &env["valueFrom"]["configMapKeyRef"];
+    let config_map = find(
+        &objects,
+        "ConfigMap",
+        reference["name"].as_str().expect("ConfigMap name"),
+    );
+    assert_eq!(config_map["metadata"]["namespace"], "flotta");
+    let key = reference["key"].as_str().expect("key");
+    assert_eq!(config_map["data"][key], servers);
+
+    // The TLS files are the keys of the client Secret, where it is mounted.
+    let volume = pod["volumes"]
+        .as_array()
+        .and_then(|volumes| {
+            volumes
+                .iter()
+                .find(|v| v["secret"]["secretName"] == "flotta-etcd-client")
+        })
+        .expect("the flotta-etcd-client Secret volume");
+    let mount = apiserver["volumeMounts"]
+        .as_array()
+        .and_then(|mounts| mounts.iter().find(|m| m["name"] == volume["name"]))
+        .expect("the Secret mounted");
+    assert_eq!(mount["readOnly"], true);
+    let dir = mount["mountPath"].as_str().unwrap();
+    for (option, key) in [
+        ("--etcd-cafile", "ca.crt"),
+        ("--etcd-certfile", "tls.crt"),
+        ("--etcd-keyfile", "tls.key"),
+    ] {
+        assert_eq!(flag(&args, option), format!("{dir}/{key}"));
+    }
 }
