@@ -28,15 +28,14 @@ required=(
   "make:build-essential"
   # The aggregated manifests test runs hack/apiservice-certs.sh.
   "openssl:openssl"
-  # Later issues add their real test peers here:
-  # "etcd:etcd-server"
+  # The etcd store tests (apiserver/tests/store_etcd.rs) start a real etcd.
+  "etcd:etcd-server"
   # The agent's podman tests (agent/tests): podman with runc, its pause binary, and the
   # static busybox the test image is imported from.
   "podman:podman"
   "runc:runc"
   "catatonit:catatonit"
   "busybox:busybox-static"
-  # "protoc:protobuf-compiler"
 )
 
 missing=()

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::store::StoreKind;
+use crate::store::etcd::{ClientOptions, EtcdOptions};
+use crate::store::{StoreKind, StoreOptions};
 
 /// The flags of `flotta-apiserver`.
 #[derive(Debug, Clone, Parser)]
@@ -87,9 +88,53 @@ pub struct Options {
     pub store: StoreBackend,
 
     /// How many change events the store keeps so that watches can resume; older
-    /// resourceVersions answer 410 Gone.
+    /// resourceVersions answer 410 Gone. With `--store etcd`, how many etcd revisions the
+    /// periodic compaction keeps.
     #[arg(long, env = "FLOTTA_STORE_HISTORY", default_value_t = 100_000)]
     pub store_history: u64,
+
+    /// etcd client URLs for `--store etcd`, comma separated (`http://host:2379` or
+    /// `https://host:2379`).
+    #[arg(
+        long,
+        env = "FLOTTA_ETCD_SERVERS",
+        value_delimiter = ',',
+        value_name = "URLS"
+    )]
+    pub etcd_servers: Vec<String>,
+
+    /// Prepended to every etcd key: `/registry/...` is stored as `<prefix>/registry/...`.
+    #[arg(long, env = "FLOTTA_ETCD_PREFIX", default_value = crate::store::etcd::DEFAULT_PREFIX)]
+    pub etcd_prefix: String,
+
+    /// PEM CA bundle that verifies the etcd members' certificates (https endpoints).
+    #[arg(long, env = "FLOTTA_ETCD_CAFILE")]
+    pub etcd_cafile: Option<PathBuf>,
+
+    /// PEM client certificate presented to etcd (with `--etcd-keyfile`).
+    #[arg(long, env = "FLOTTA_ETCD_CERTFILE", requires = "etcd_keyfile")]
+    pub etcd_certfile: Option<PathBuf>,
+
+    /// PEM private key of `--etcd-certfile`.
+    #[arg(long, env = "FLOTTA_ETCD_KEYFILE", requires = "etcd_certfile")]
+    pub etcd_keyfile: Option<PathBuf>,
+
+    /// Seconds between compactions of etcd's history down to `--store-history` revisions
+    /// (coordinated between replicas); 0 never compacts.
+    #[arg(
+        long,
+        env = "FLOTTA_ETCD_COMPACTION_INTERVAL",
+        default_value_t = 60,
+        value_name = "SECONDS"
+    )]
+    pub etcd_compaction_interval: u64,
+
+    /// With a store shared by several replicas (`--store etcd`): seconds a controller
+    /// lease lasts. The controllers run on the replica holding the lease; a standby takes
+    /// over within about this long after the holder stops renewing.
+    #[arg(long, env = "FLOTTA_LEADER_ELECT_LEASE_DURATION", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..), value_name = "SECONDS")]
+    pub leader_elect_lease_duration: u64,
 
     /// Log line format.
     #[arg(long, env = "FLOTTA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -127,6 +172,40 @@ impl Options {
     /// The drain timeout of graceful shutdown.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout)
+    }
+
+    /// The `--store` backend with its settings (`--etcd-*` for etcd).
+    pub fn store_kind(&self) -> StoreKind {
+        match self.store {
+            StoreBackend::Embedded => StoreKind::Embedded,
+            StoreBackend::Memory => StoreKind::Memory,
+            StoreBackend::Etcd => StoreKind::Etcd(EtcdOptions {
+                client: ClientOptions {
+                    servers: self.etcd_servers.clone(),
+                    ca_file: self.etcd_cafile.clone(),
+                    cert_file: self.etcd_certfile.clone(),
+                    key_file: self.etcd_keyfile.clone(),
+                },
+                prefix: self.etcd_prefix.clone(),
+                compaction_interval: Duration::from_secs(self.etcd_compaction_interval),
+                ..EtcdOptions::default()
+            }),
+        }
+    }
+
+    /// Whether other replicas may share the store (then the controllers are leader-elected
+    /// and device liveness is judged per replica).
+    pub fn store_is_shared(&self) -> bool {
+        self.store == StoreBackend::Etcd
+    }
+
+    /// How to open the store (`--store`, `--store-history`, `--etcd-*`, `--data-dir`).
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            kind: self.store_kind(),
+            data_dir: self.data_dir.clone(),
+            history: self.store_history,
+        }
     }
 
     /// Path of the admin kubeconfig this server writes.
@@ -259,15 +338,9 @@ pub enum StoreBackend {
     Embedded,
     /// In memory; everything is lost on exit.
     Memory,
-}
-
-impl From<StoreBackend> for StoreKind {
-    fn from(backend: StoreBackend) -> Self {
-        match backend {
-            StoreBackend::Embedded => StoreKind::Embedded,
-            StoreBackend::Memory => StoreKind::Memory,
-        }
-    }
+    /// An etcd v3 cluster (`--etcd-servers`), shared by several replicas.
+    #[value(alias = "etcd3")]
+    Etcd,
 }
 
 /// The `--log-format` choices.
@@ -364,7 +437,7 @@ mod tests {
         assert_eq!(opts.secure_port, 0);
         assert_eq!(opts.metrics_port, MetricsPort::Auto);
         assert_eq!(opts.store, StoreBackend::Memory);
-        assert_eq!(StoreKind::from(opts.store), StoreKind::Memory);
+        assert_eq!(opts.store_kind(), StoreKind::Memory);
         assert_eq!(opts.log_format, LogFormat::Json);
         assert_eq!(opts.store_history, 7);
         assert_eq!(opts.kubeconfig_path(), PathBuf::from("/tmp/x/kubeconfig"));
@@ -459,6 +532,87 @@ mod tests {
 
     #[test]
     fn rejects_unknown_store() {
-        assert!(Options::try_parse_from(["flotta-apiserver", "--store", "etcd3"]).is_err());
+        assert!(Options::try_parse_from(["flotta-apiserver", "--store", "etcd2"]).is_err());
+        assert!(Options::try_parse_from(["flotta-apiserver", "--store", "postgres"]).is_err());
+    }
+
+    #[test]
+    fn etcd_flags() {
+        let opts = parse(&[
+            "--store",
+            "etcd",
+            "--etcd-servers",
+            "https://10.0.0.1:2379,https://10.0.0.2:2379",
+            "--etcd-prefix",
+            "/fleet-a",
+            "--etcd-cafile",
+            "/pki/etcd-ca.pem",
+            "--etcd-certfile",
+            "/pki/client.pem",
+            "--etcd-keyfile",
+            "/pki/client-key.pem",
+            "--etcd-compaction-interval",
+            "300",
+            "--store-history",
+            "5000",
+        ]);
+        assert_eq!(opts.store, StoreBackend::Etcd);
+        let store = opts.store_options();
+        assert_eq!(store.history, 5000);
+        let StoreKind::Etcd(etcd) = store.kind else {
+            panic!("not etcd: {:?}", store.kind);
+        };
+        assert_eq!(
+            etcd.client.servers,
+            ["https://10.0.0.1:2379", "https://10.0.0.2:2379"]
+        );
+        assert_eq!(etcd.prefix, "/fleet-a");
+        assert_eq!(etcd.client.ca_file, Some(PathBuf::from("/pki/etcd-ca.pem")));
+        assert_eq!(
+            etcd.client.cert_file,
+            Some(PathBuf::from("/pki/client.pem"))
+        );
+        assert_eq!(
+            etcd.client.key_file,
+            Some(PathBuf::from("/pki/client-key.pem"))
+        );
+        assert_eq!(etcd.compaction_interval, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn etcd_defaults() {
+        let opts = parse(&[
+            "--store",
+            "etcd3",
+            "--etcd-servers",
+            "http://127.0.0.1:2379",
+        ]);
+        let StoreKind::Etcd(etcd) = opts.store_kind() else {
+            panic!("etcd3 is an alias of etcd");
+        };
+        assert_eq!(etcd.client.servers, ["http://127.0.0.1:2379"]);
+        assert_eq!(etcd.prefix, "/flotta");
+        assert_eq!(etcd.client.ca_file, None);
+        assert_eq!(etcd.compaction_interval, Duration::from_secs(60));
+        assert_eq!(
+            parse(&["--etcd-compaction-interval", "0"]).etcd_compaction_interval,
+            0
+        );
+        // A client certificate needs its key.
+        assert!(
+            Options::try_parse_from(["flotta-apiserver", "--etcd-certfile", "/c.pem"]).is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn etcd_without_servers_fails_to_open_with_one_line() {
+        let opts = parse(&["--store", "etcd"]);
+        let err = crate::store::open(&opts.store_options())
+            .await
+            .err()
+            .expect("no etcd servers");
+        let message = err.to_string();
+        assert!(message.contains("--etcd-servers"), "{message}");
+        assert!(!message.contains('\n'), "{message}");
     }
 }

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use flotta_api::selector::Selector;
@@ -41,22 +42,28 @@ pub fn start(store: Arc<dyn Store>, registry: &ResourceRegistry, config: Config)
 
 /// Runs the controllers until `shutdown` completes, then stops them: all the time, or,
 /// with an `election` (a store shared by several replicas), only while this replica leads.
+/// `running` is true while they run here.
 pub async fn run(
     store: Arc<dyn Store>,
     registry: &ResourceRegistry,
     config: Config,
     election: Option<Election>,
+    running: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()>,
 ) {
     let objects: Arc<dyn Objects> = Arc::new(StoreObjects::new(store, registry));
     let Some(election) = election else {
         let controllers = flotta_controllers::start(objects, config);
+        running.store(true, Ordering::SeqCst);
         shutdown.await;
         controllers.shutdown().await;
+        running.store(false, Ordering::SeqCst);
         return;
     };
     let lead = move |mut leading: tokio::sync::watch::Receiver<bool>| {
         let controllers = flotta_controllers::start(objects.clone(), config.clone());
+        let running = running.clone();
+        running.store(true, Ordering::SeqCst);
         async move {
             while *leading.borrow_and_update() {
                 if leading.changed().await.is_err() {
@@ -64,6 +71,7 @@ pub async fn run(
                 }
             }
             controllers.shutdown().await;
+            running.store(false, Ordering::SeqCst);
         }
     };
     election.run(lead, shutdown).await;

@@ -59,9 +59,10 @@ use crate::edge::handlers::{EdgeState, router as edge_router};
 use crate::edge::listener::{CaSource, DeviceListener, DevicePki};
 use crate::edge::liveness::{Liveness, LivenessConfig};
 use crate::edge::metrics::EdgeMetrics;
+use crate::election::{Election, ElectionConfig, LEASE_KEY, process_identity};
 use crate::pki::{self, PkiError};
 use crate::rest::{self, RestState};
-use crate::store::{self, StoreOptions};
+use crate::store;
 use crate::tls::{self, ConnectionStats, TlsError, TlsServer};
 
 /// Why the server could not start or stopped with an error.
@@ -175,12 +176,7 @@ pub async fn run_until(
         )?,
     };
 
-    let store = store::open(&StoreOptions {
-        kind: opts.store.into(),
-        data_dir: data_dir.clone(),
-        history: opts.store_history,
-    })
-    .await?;
+    let store = store::open(&opts.store_options()).await?;
 
     // The device API's PKI before any listener is bound, so that a bad CA fails start-up
     // before anything is announced.
@@ -283,8 +279,10 @@ pub async fn run_until(
 
     let tls_server = TlsServer::new(tls_config).with_drain_timeout(opts.shutdown_timeout());
     let shutting_down = Arc::new(AtomicBool::new(false));
+    let controllers_running = Arc::new(AtomicBool::new(false));
     let health = HealthState {
         store: store.clone(),
+        controllers_running: controllers_running.clone(),
         connections: tls_server.stats(),
         shutting_down: shutting_down.clone(),
         started_at: jiff::Timestamp::now().as_second(),
@@ -296,11 +294,19 @@ pub async fn run_until(
             })
             .collect(),
     };
-    let controllers = crate::controllers::start(
-        store.clone(),
-        &crate::resources::flotta(),
-        opts.controllers(),
-    );
+    // With a shared store the replicas elect one to run the controllers.
+    let election = opts.store_is_shared().then(|| {
+        Election::new(
+            store.clone(),
+            LEASE_KEY,
+            ElectionConfig::new(
+                process_identity(),
+                std::time::Duration::from_secs(opts.leader_elect_lease_duration),
+            ),
+        )
+    });
+    let controllers_registry = crate::resources::flotta();
+    let controllers_store = store.clone();
     // Only the Flotta group is served behind the aggregator; ConfigMaps and Secrets are the
     // cluster's own.
     let mut registry = match &aggregated {
@@ -312,6 +318,7 @@ pub async fn run_until(
     let liveness = Arc::new(Liveness::new(LivenessConfig {
         missed_periods: opts.device_offline_after_missed,
         checkpoint_interval: std::time::Duration::from_secs(opts.device_last_seen_checkpoint),
+        shared: opts.store_is_shared(),
         ..LivenessConfig::default()
     }));
     registry.set_presenter(
@@ -353,6 +360,14 @@ pub async fn run_until(
     };
 
     let (stop_secure_tx, stop_secure_rx) = watch::channel(false);
+    let controllers_run = crate::controllers::run(
+        controllers_store,
+        &controllers_registry,
+        opts.controllers(),
+        election,
+        controllers_running,
+        stopped(stop_secure_rx.clone()),
+    );
     let device_backend_run = {
         let backend = device_backend.clone();
         let stop = stop_secure_rx.clone();
@@ -417,8 +432,14 @@ pub async fn run_until(
             () = deadline => tracing::warn!("metrics listener did not drain in time"),
         }
     };
-    tokio::join!(trigger, secure, metrics, device, device_backend_run);
-    controllers.shutdown().await;
+    tokio::join!(
+        trigger,
+        secure,
+        metrics,
+        device,
+        device_backend_run,
+        controllers_run
+    );
     tracing::info!("shutdown complete");
     Ok(())
 }
@@ -501,6 +522,9 @@ pub struct HealthState {
     pub store: Arc<dyn Store>,
     /// Connection counters of the secure listener.
     pub connections: Arc<ConnectionStats>,
+    /// True while this process runs the controllers (always with an unshared store; on
+    /// the elected replica with a shared one).
+    pub controllers_running: Arc<AtomicBool>,
     /// Set when shutdown has begun; `/readyz` fails from then on.
     pub shutting_down: Arc<AtomicBool>,
     /// When the server started (Unix seconds).
@@ -722,6 +746,12 @@ async fn metrics(
             revision,
         );
     }
+    out.gauge(
+        "flotta_controllers_leading",
+        "1 while this replica runs the controllers (with a shared store, the elected one).",
+        "",
+        i64::from(state.controllers_running.load(Ordering::SeqCst)),
+    );
     out.counter(
         "flotta_apiserver_connections_accepted_total",
         "TCP connections accepted by the Kubernetes API listener.",

@@ -1,9 +1,11 @@
 //! Store backends and how the server picks one (`--store`).
 //!
-//! [`open`] builds the configured backend: the embedded redb file (see [`embedded`]) or the
-//! in-memory store from `flotta-api` (nothing survives a restart).
+//! [`open`] builds the configured backend: the embedded redb file (see [`embedded`]), an
+//! etcd v3 cluster shared by several replicas (see [`etcd`]), or the in-memory store from
+//! `flotta-api` (nothing survives a restart).
 
 pub mod embedded;
+pub mod etcd;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,17 +14,20 @@ use flotta_api::store::memory::MemoryStore;
 use flotta_api::store::{Store, StoreError};
 
 use self::embedded::EmbeddedStore;
+use self::etcd::{EtcdOptions, EtcdStore};
 
 /// The embedded store's file name inside the data directory.
 pub const EMBEDDED_FILE: &str = "store.redb";
 
 /// Which backend to open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreKind {
     /// The redb file in the data directory (default; durable).
     Embedded,
     /// In memory; everything is lost on exit (tests, demos).
     Memory,
+    /// An etcd v3 cluster (for several replicas); `history` counts etcd revisions.
+    Etcd(EtcdOptions),
 }
 
 /// How to open the store.
@@ -37,9 +42,11 @@ pub struct StoreOptions {
 }
 
 /// Opens the configured store. For [`StoreKind::Embedded`] it creates the data directory
-/// if needed and opens (or creates) `<data_dir>/store.redb`.
+/// if needed and opens (or creates) `<data_dir>/store.redb`; for [`StoreKind::Etcd`] it
+/// checks the endpoints and reads the TLS files, but connects lazily.
 pub async fn open(opts: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
-    match opts.kind {
+    match &opts.kind {
+        StoreKind::Etcd(etcd) => Ok(Arc::new(EtcdStore::connect(etcd, opts.history).await?)),
         StoreKind::Memory => Ok(Arc::new(MemoryStore::new(opts.history))),
         StoreKind::Embedded => {
             let dir = opts.data_dir.clone();

@@ -61,6 +61,7 @@ fn state(store: Arc<dyn Store>) -> HealthState {
     HealthState {
         store,
         connections: Arc::default(),
+        controllers_running: Arc::new(AtomicBool::new(true)),
         shutting_down: Arc::new(AtomicBool::new(false)),
         started_at: 1_700_000_000,
         readiness: Vec::new(),
@@ -112,6 +113,10 @@ async fn probes_pass_with_a_working_store() {
         "{metrics}"
     );
     assert!(metrics.contains("\nflotta_store_ready 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nflotta_controllers_leading 1\n"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("\nflotta_apiserver_start_time_seconds 1700000000\n"),
         "{metrics}"

@@ -13,6 +13,7 @@
 pub mod binary;
 pub mod deadline;
 pub mod device;
+pub mod etcd;
 pub mod http;
 pub mod kubectl;
 pub mod server;

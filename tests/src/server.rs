@@ -199,6 +199,34 @@ impl Server {
         Ok(())
     }
 
+    /// Stops the server with SIGTERM (graceful shutdown) and waits for it to exit.
+    pub fn terminate(&mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .context("running kill -TERM")?;
+        anyhow::ensure!(status.success(), "kill -TERM failed: {status}");
+        let deadline = std::time::Instant::now() + DEFAULT_TIMEOUT;
+        while child
+            .try_wait()
+            .context("waiting for flotta-apiserver")?
+            .is_none()
+        {
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!(
+                    "flotta-apiserver did not exit within {DEFAULT_TIMEOUT:?} of SIGTERM"
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
     /// Starts the server again on the same data directory with the same flags (SIGKILLing
     /// the current process first if it still runs) and waits until it is ready.
     pub fn restart(&mut self) -> Result<()> {
