@@ -4,7 +4,11 @@
 # temporary data directory under target/ (a real disk, so fsync is real), measures
 # creates, lists, paging, watch fan-out and memory, and prints the figures against their
 # targets. Extra arguments go to bench-api (e.g. --devices 2000, --store memory; see
-# `target/release/bench-api --help`).
+# `target/release/bench-api --help`). With --store etcd, bench-api first starts the `etcd`
+# on PATH (Debian's etcd-server: one member, plain HTTP on 127.0.0.1, etcd's default
+# settings, fsync on) with its data directory under the same target/ directory, points the
+# server at it with --etcd-servers, reports etcd's memory and CPU beside the server's, and
+# stops etcd at the end.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,6 +28,9 @@ echo "kernel:  $(uname -sr)"
 echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min)"
 echo "disk of the data directory ($target_dir):"
 df -hT "$target_dir" | sed 's/^/  /'
+if command -v etcd >/dev/null; then
+  echo "etcd:    $(etcd --version 2>/dev/null | head -n1)"
+fi
 echo "commit:  $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$repo" diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
 echo
 

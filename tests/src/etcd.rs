@@ -9,6 +9,10 @@
 //! are shortened so that the member elects itself in well under a second. The process is
 //! SIGKILLed and reaped on drop; if the test is panicking, the tail of etcd's log is printed.
 //!
+//! [`EtcdServer::start_in`] is for benchmarks: plain HTTP, the data directory in a directory
+//! the caller chooses (a real disk, so etcd's fsyncs cost what they cost), and etcd's own
+//! default Raft timers; etcd's durability settings are never changed.
+//!
 //! Limits: Unix only. Free ports are found by binding port 0 and releasing it, so another
 //! process can take one before etcd binds it; start-up then retries with new ports (up to
 //! three times). Each member preallocates a 64 MiB write-ahead log in its data directory.
@@ -43,6 +47,15 @@ pub struct EtcdTls {
     pub key_file: PathBuf,
 }
 
+/// The member's Raft timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timers {
+    /// 10 ms heartbeat, 100 ms election timeout: tests start fast.
+    Short,
+    /// etcd's defaults (100 ms, 1 s), as in production.
+    EtcdDefaults,
+}
+
 /// A running etcd owned by one test.
 #[derive(Debug)]
 pub struct EtcdServer {
@@ -64,6 +77,27 @@ impl EtcdServer {
         Self::start_with(Some(tls))
     }
 
+    /// Starts etcd serving plain HTTP with its data directory and log in a fresh
+    /// subdirectory `flotta-etcd-XXXX` of `dir` (removed on drop) instead of on tmpfs, with
+    /// etcd's default Raft timers, and waits until it is healthy.
+    pub fn start_in(dir: &Path) -> Result<Self> {
+        let root = tempfile::Builder::new()
+            .prefix("flotta-etcd-")
+            .tempdir_in(dir)
+            .with_context(|| format!("creating etcd's directory in {}", dir.display()))?;
+        Self::start_rooted(None, root, Timers::EtcdDefaults)
+    }
+
+    /// etcd's process id (`None` only if it is no longer owned).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The directory holding etcd's data directory and its log.
+    pub fn dir(&self) -> &Path {
+        self.root.path()
+    }
+
     /// The client URL: `http://127.0.0.1:<port>` (or `https://` with TLS).
     pub fn endpoint(&self) -> String {
         format!("{}://127.0.0.1:{}", self.scheme, self.client_port)
@@ -75,8 +109,11 @@ impl EtcdServer {
     }
 
     fn start_with(tls: Option<&EtcdTls>) -> Result<Self> {
+        Self::start_rooted(tls, data_root()?, Timers::Short)
+    }
+
+    fn start_rooted(tls: Option<&EtcdTls>, mut root: TempDir, timers: Timers) -> Result<Self> {
         let binary = etcd_binary()?;
-        let mut root = data_root()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let mut last_error = None;
         for attempt in 1..=START_ATTEMPTS {
@@ -87,7 +124,7 @@ impl EtcdServer {
                 client_port,
                 scheme,
             };
-            match server.spawn(&binary, attempt, peer_port, metrics_port, tls) {
+            match server.spawn(&binary, attempt, [peer_port, metrics_port], tls, timers) {
                 Ok(()) => return Ok(server),
                 Err(error) => {
                     last_error = Some(error);
@@ -103,9 +140,9 @@ impl EtcdServer {
         &mut self,
         binary: &Path,
         attempt: usize,
-        peer_port: u16,
-        metrics_port: u16,
+        [peer_port, metrics_port]: [u16; 2],
         tls: Option<&EtcdTls>,
+        timers: Timers,
     ) -> Result<()> {
         let log_path = self.root.path().join("etcd.log");
         let mut log = File::options()
@@ -129,13 +166,18 @@ impl EtcdServer {
             .arg(format!("--initial-advertise-peer-urls={peer_url}"))
             .arg(format!("--initial-cluster=flotta-test={peer_url}"))
             .arg("--initial-cluster-state=new")
-            .arg(format!("--listen-metrics-urls=http://127.0.0.1:{metrics_port}"))
-            // A single member elects itself after one election timeout.
-            .arg("--heartbeat-interval=10")
-            .arg("--election-timeout=100")
+            .arg(format!(
+                "--listen-metrics-urls=http://127.0.0.1:{metrics_port}"
+            ))
             .arg("--logger=zap")
             .arg("--log-outputs=stderr")
             .arg("--log-level=warn");
+        if timers == Timers::Short {
+            // A single member elects itself after one election timeout.
+            command
+                .arg("--heartbeat-interval=10")
+                .arg("--election-timeout=100");
+        }
         if let Some(tls) = tls {
             command
                 .arg(format!("--cert-file={}", tls.cert_file.display()))

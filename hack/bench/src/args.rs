@@ -36,6 +36,8 @@ pub enum StoreChoice {
     Embedded,
     /// The in-memory store.
     Memory,
+    /// The etcd store, on a single-member etcd the benchmark starts itself.
+    Etcd,
 }
 
 impl StoreChoice {
@@ -44,6 +46,7 @@ impl StoreChoice {
         match self {
             StoreChoice::Embedded => "embedded",
             StoreChoice::Memory => "memory",
+            StoreChoice::Etcd => "etcd",
         }
     }
 }
@@ -94,14 +97,18 @@ usage: bench-api --server-bin PATH [flags]
 
 Starts flotta-apiserver on a temporary data directory, measures creates, lists,
 paging, watch fan-out and memory, prints the figures against their targets, and
-stops the server.
+stops the server. With --store etcd it first starts etcd (the `etcd` on PATH,
+single member, plain HTTP on 127.0.0.1, etcd's default settings) with its data
+directory under the data root, points the server at it, reports etcd's memory,
+CPU and data size too, and stops etcd at the end.
 
 flags:
   --server-bin PATH   flotta-apiserver binary (required)
   --data-root DIR     where the temporary data directory goes
                       (default: the target/ directory holding the server binary)
-  --keep-data         do not delete the data directory afterwards
-  --store KIND        embedded (default) or memory
+  --keep-data         do not delete the server's data directory afterwards
+                      (etcd's is always deleted)
+  --store KIND        embedded (default), memory or etcd
   --devices N         EdgeDevices to create (default 10000)
   --clients N         concurrent creating clients (default 16)
   --watchers N        concurrent watch streams (default 100)
@@ -189,11 +196,12 @@ where
                 opts.store = match value.as_str() {
                     "embedded" => StoreChoice::Embedded,
                     "memory" => StoreChoice::Memory,
+                    "etcd" => StoreChoice::Etcd,
                     _ => {
                         return Err(ArgsError::InvalidValue {
                             flag,
                             value,
-                            reason: "expected `embedded` or `memory`",
+                            reason: "expected `embedded`, `memory` or `etcd`",
                         });
                     }
                 }
@@ -258,6 +266,18 @@ mod tests {
     }
 
     #[test]
+    fn every_store_kind_round_trips_to_the_server_flag() {
+        for kind in ["embedded", "memory", "etcd"] {
+            let opts = run(&["--server-bin", "/s", "--store", kind]).unwrap();
+            assert_eq!(opts.store.as_flag(), kind);
+        }
+        assert_eq!(
+            run(&["--server-bin", "/s", "--store=etcd"]).unwrap().store,
+            StoreChoice::Etcd
+        );
+    }
+
+    #[test]
     fn bad_command_lines_are_refused() {
         assert!(matches!(
             run(&["--devices", "5"]),
@@ -268,7 +288,7 @@ mod tests {
             Err(ArgsError::InvalidValue { .. })
         ));
         assert!(matches!(
-            run(&["--server-bin", "/s", "--store", "etcd"]),
+            run(&["--server-bin", "/s", "--store", "redis"]),
             Err(ArgsError::InvalidValue { .. })
         ));
         assert!(matches!(

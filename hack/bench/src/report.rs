@@ -5,6 +5,8 @@
 //! Limits: the targets and peer figures are constants of this file; they describe 10,000
 //! devices, 16 clients and 100 watchers, and are printed unchanged when a run uses other
 //! sizes (the header says which sizes were used). Memory is in MiB (1024 × 1024 bytes).
+//! With the etcd store, etcd's own figures follow as context rows; the RSS target is
+//! judged on the server alone (the row says so), the sum is shown beside it.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -104,6 +106,23 @@ fn at_most(s: &Samples, limit: Duration) -> Verdict {
     Verdict::of(s.median().is_some_and(|m| m <= limit))
 }
 
+/// What etcd used during a run with `--store etcd` (its process, read from `/proc`).
+#[derive(Debug, Clone, Copy)]
+pub struct EtcdFigures {
+    /// etcd's memory right after the create benchmark.
+    pub memory_after_creates: Memory,
+    /// etcd's memory right after the list benchmarks.
+    pub memory_after_lists: Memory,
+    /// etcd's memory after the watch benchmark.
+    pub memory_after_watch: Memory,
+    /// etcd's CPU time per create (its CPU over the create phase / devices created).
+    pub cpu_per_create: Option<Duration>,
+    /// etcd's CPU time over the whole list phase (warm-ups included).
+    pub list_phase_cpu: Option<Duration>,
+    /// Bytes in etcd's directory at the end (data directory, write-ahead log, log file).
+    pub data_bytes: u64,
+}
+
 /// Everything one run measured.
 #[derive(Debug, Clone)]
 pub struct Figures {
@@ -121,11 +140,68 @@ pub struct Figures {
     pub memory_after_watch: Memory,
     /// Bytes in the server's data directory at the end.
     pub data_bytes: u64,
+    /// etcd's figures, when the store was etcd.
+    pub etcd: Option<EtcdFigures>,
 }
 
 impl Figures {
-    /// The table rows: the targets first, then context figures.
+    /// The table rows: the targets first, then context figures (etcd's last).
     pub fn rows(&self) -> Vec<Row> {
+        let mut rows = self.server_rows();
+        if let Some(etcd) = &self.etcd {
+            rows.extend(self.etcd_rows(etcd));
+        }
+        rows
+    }
+
+    fn etcd_rows(&self, etcd: &EtcdFigures) -> Vec<Row> {
+        let mib = |m: Memory| m.rss as f64 / MIB;
+        vec![
+            row(
+                "etcd RSS after creates / after lists / after watch / peak",
+                String::new(),
+                String::new(),
+                format!(
+                    "{:.0} MiB / {:.0} MiB / {:.0} MiB / {:.0} MiB",
+                    mib(etcd.memory_after_creates),
+                    mib(etcd.memory_after_lists),
+                    mib(etcd.memory_after_watch),
+                    etcd.memory_after_watch.peak as f64 / MIB
+                ),
+                Verdict::Info,
+            ),
+            row(
+                "server + etcd RSS after lists",
+                String::new(),
+                String::new(),
+                format!(
+                    "{:.0} MiB",
+                    mib(self.memory_after_lists) + mib(etcd.memory_after_lists)
+                ),
+                Verdict::Info,
+            ),
+            row(
+                "etcd CPU per create / over the list phase",
+                String::new(),
+                String::new(),
+                format!(
+                    "{} / {}",
+                    opt_millis(etcd.cpu_per_create),
+                    opt_millis(etcd.list_phase_cpu)
+                ),
+                Verdict::Info,
+            ),
+            row(
+                "etcd directory size",
+                String::new(),
+                String::new(),
+                format!("{:.1} MiB", etcd.data_bytes as f64 / MIB),
+                Verdict::Info,
+            ),
+        ]
+    }
+
+    fn server_rows(&self) -> Vec<Row> {
         let c = &self.create;
         let l = &self.list;
         let w = &self.watch;
@@ -343,6 +419,7 @@ mod tests {
             },
             memory_after_watch: mem,
             data_bytes: 50 << 20,
+            etcd: None,
         }
     }
 
@@ -365,6 +442,33 @@ mod tests {
         let rows = f.rows();
         assert_eq!(rows[4].verdict, Verdict::Miss);
         assert!(rows[4].ours.contains("3 missing"));
+    }
+
+    #[test]
+    fn etcd_rows_follow_and_do_not_change_the_score() {
+        let mut f = figures(2.0, 100, 20, 120);
+        let server_only = f.rows();
+        let mem = |mib: u64| Memory {
+            rss: mib << 20,
+            peak: (mib + 10) << 20,
+        };
+        f.etcd = Some(EtcdFigures {
+            memory_after_creates: mem(60),
+            memory_after_lists: mem(80),
+            memory_after_watch: mem(90),
+            cpu_per_create: Some(Duration::from_micros(400)),
+            list_phase_cpu: Some(Duration::from_millis(1500)),
+            data_bytes: 100 << 20,
+        });
+        let rows = f.rows();
+        assert_eq!(rows.len(), server_only.len() + 4);
+        assert_eq!(rows[..server_only.len()], server_only[..]);
+        assert_eq!(score(&rows), score(&server_only));
+        let etcd = &rows[server_only.len()..];
+        assert_eq!(etcd[0].ours, "60 MiB / 80 MiB / 90 MiB / 100 MiB");
+        assert_eq!(etcd[1].ours, "200 MiB", "120 MiB server + 80 MiB etcd");
+        assert_eq!(etcd[2].ours, "0.40 ms / 1500 ms");
+        assert_eq!(etcd[3].ours, "100.0 MiB");
     }
 
     #[test]

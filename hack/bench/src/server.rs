@@ -2,10 +2,13 @@
 //! waits until it is ready, reads its memory figures from `/proc`, and stops it.
 //!
 //! Start-up: `--data-dir <tmp>/data --secure-port 0 --metrics-port 0 --device-port off
-//! --store <kind>` (other flags than the two ports: [`Server::start_with_flags`]), its
+//! --store <kind>` (other flags than the two ports, e.g. `--etcd-servers`:
+//! [`Server::start_with_flags`]), its
 //! stderr into `<tmp>/server.log`; ready once `<tmp>/data/ports.json` names the secure
 //! port and `GET /readyz` on it answers 200. The child is killed (SIGKILL) when stopped or
 //! dropped; the data directory is deleted unless kept.
+//!
+//! The `/proc` readers are also used for etcd ([`process_memory`], [`process_cpu`]).
 //!
 //! Limits: Linux only (`/proc/<pid>/status`); the server is killed, not shut down
 //! gracefully, since nothing it holds outlives the run.
@@ -103,6 +106,39 @@ pub fn parse_stat_cpu(stat: &str) -> Option<Duration> {
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
     Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// The current and peak resident memory of process `pid` (the server, or etcd).
+pub fn process_memory(pid: u32) -> Result<Memory, ServerError> {
+    let path = format!("/proc/{pid}/status");
+    let text =
+        std::fs::read_to_string(&path).map_err(|source| ServerError::Proc { pid, source })?;
+    parse_status(&text).ok_or_else(|| ServerError::Proc {
+        pid,
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, "no VmRSS/VmHWM lines"),
+    })
+}
+
+/// The CPU time process `pid` has used so far (10 ms resolution); `None` if `/proc` cannot
+/// tell.
+pub fn process_cpu(pid: u32) -> Option<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat_cpu(&text)
+}
+
+/// The total size of the files under `dir`, bytes (unreadable entries count 0).
+pub fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// A running `flotta-apiserver`.
@@ -259,40 +295,18 @@ impl Server {
 
     /// The server's current and peak resident memory.
     pub fn memory(&self) -> Result<Memory, ServerError> {
-        let path = format!("/proc/{}/status", self.pid);
-        let text = std::fs::read_to_string(&path).map_err(|source| ServerError::Proc {
-            pid: self.pid,
-            source,
-        })?;
-        parse_status(&text).ok_or_else(|| ServerError::Proc {
-            pid: self.pid,
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "no VmRSS/VmHWM lines"),
-        })
+        process_memory(self.pid)
     }
 
     /// The CPU time the server has used so far (10 ms resolution); `None` if `/proc` cannot
     /// tell.
     pub fn cpu_time(&self) -> Option<Duration> {
-        let text = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
-        parse_stat_cpu(&text)
+        process_cpu(self.pid)
     }
 
     /// The total size of the files in the data directory, bytes (store file, PKI, log).
     pub fn data_size(&self) -> u64 {
-        fn walk(dir: &Path) -> u64 {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return 0;
-            };
-            entries
-                .filter_map(Result::ok)
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => walk(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        }
-        walk(&self.data_dir)
+        dir_size(&self.data_dir)
     }
 
     /// Kills the server and waits for it to exit; the data directory is removed when
@@ -329,6 +343,19 @@ mod tests {
         assert_eq!(parse_stat_cpu("4242 (x) S 1"), None);
         let own = std::fs::read_to_string("/proc/self/stat").unwrap();
         assert!(parse_stat_cpu(&own).is_some());
+    }
+
+    #[test]
+    fn own_process_and_directory_are_measured() {
+        let own = process_memory(std::process::id()).unwrap();
+        assert!(own.rss > 0 && own.peak >= own.rss, "{own:?}");
+        assert!(process_cpu(std::process::id()).is_some());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("a"), [0u8; 100]).unwrap();
+        std::fs::write(dir.path().join("sub/b"), [0u8; 23]).unwrap();
+        assert_eq!(dir_size(dir.path()), 123);
+        assert_eq!(dir_size(&dir.path().join("missing")), 0);
     }
 
     #[test]
