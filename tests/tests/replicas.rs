@@ -238,11 +238,24 @@ async fn a_device_on_one_replica_is_online_on_the_other() -> Result<()> {
     let identity = device.identity().context("registered identity")?.clone();
     let endpoint_b = DeviceEndpoint::from_data_dir(&b.data_dir())?;
     let mut moved = DeviceClient::new(&endpoint_b, id, Some(identity))?;
+    let before = kubectl_json(&a, &["get", "edgedevice", id, "-o", "json"])?["status"]["lastSeen"]
+        .as_str()
+        .context("lastSeen on a")?
+        .parse::<jiff::Timestamp>()?;
     moved
         .heartbeat(&heartbeat(None, &[]))
         .await
         .context("heartbeat to b")?;
-    let on_a = kubectl_json(&a, &["get", "edgedevice", id, "-o", "json"])?;
+    // b claims the device with one lastSeen write, which a sees through etcd.
+    let on_a = until("a to see b's claim", async || {
+        let device = kubectl_json(&a, &["get", "edgedevice", id, "-o", "json"])?;
+        let seen: jiff::Timestamp = device["status"]["lastSeen"]
+            .as_str()
+            .context("lastSeen")?
+            .parse()?;
+        Ok((seen > before).then_some(device))
+    })
+    .await?;
     assert_eq!(on_a["status"]["online"], true, "{on_a}");
     Ok(())
 }
