@@ -20,6 +20,8 @@ use flotta_api::selector::Selector;
 use futures::stream::BoxStream;
 use serde_json::Value;
 
+use crate::meta::ObjectKey;
+
 /// A store revision, as in `metadata.resourceVersion`.
 pub type Revision = u64;
 
@@ -247,4 +249,38 @@ pub trait Objects: Send + Sync + 'static {
     /// `after`. Fails (at once or as a stream item) with [`ClientError::Expired`] when the
     /// history no longer reaches back that far.
     async fn watch(&self, kind: Kind, after: Revision) -> Result<EventStream, ClientError>;
+
+    /// [`Objects::modify`] of an object that may have been deleted meanwhile: `Ok(None)`
+    /// when it does not exist (there is nothing left to change), otherwise the object as
+    /// stored.
+    async fn modify_if_present(
+        &self,
+        kind: Kind,
+        key: &ObjectKey,
+        part: Part,
+        change: Change<'_>,
+    ) -> Result<Option<Value>, ClientError> {
+        match self
+            .modify(kind, &key.namespace, &key.name, part, change)
+            .await
+        {
+            Ok(object) => Ok(Some(object)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Objects::delete`] that treats "already gone" as success.
+    async fn delete_if_present(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), ClientError> {
+        match self.delete(kind, namespace, name).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
 }

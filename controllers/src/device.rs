@@ -39,20 +39,6 @@ impl DeviceController {
         }
     }
 
-    /// Deletes an object, treating "already gone" as success.
-    async fn delete_if_present(
-        &self,
-        kind: Kind,
-        namespace: &str,
-        name: &str,
-    ) -> Result<(), ClientError> {
-        match self.client.delete(kind, namespace, name).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
     async fn clean_up(&self, key: &ObjectKey, device: &Value) -> Result<(), ClientError> {
         let request = self
             .client
@@ -64,46 +50,26 @@ impl DeviceController {
                 == Some(key.namespace.as_str())
         });
         if ours {
-            self.delete_if_present(Kind::EdgeDeviceSignedRequest, INITIAL_NAMESPACE, &key.name)
+            self.client
+                .delete_if_present(Kind::EdgeDeviceSignedRequest, INITIAL_NAMESPACE, &key.name)
                 .await?;
         }
-        for execution in playbook_executions(device) {
-            self.delete_if_present(Kind::PlaybookExecution, &key.namespace, &execution)
+        for execution in meta::status_list_names(device, "PlaybookExec") {
+            self.client
+                .delete_if_present(Kind::PlaybookExecution, &key.namespace, execution)
                 .await?;
         }
         let removed = self
             .client
-            .modify(
-                Kind::EdgeDevice,
-                &key.namespace,
-                &key.name,
-                Part::Main,
-                &mut |current| Ok(meta::without_finalizer(current, DEVICE_FINALIZER)),
-            )
-            .await;
-        match removed {
-            Ok(_) => {
-                tracing::info!(device = %key, "device clean-up done; finalizer removed");
-                Ok(())
-            }
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
+            .modify_if_present(Kind::EdgeDevice, key, Part::Main, &mut |current| {
+                Ok(meta::without_finalizer(current, DEVICE_FINALIZER))
+            })
+            .await?;
+        if removed.is_some() {
+            tracing::info!(device = %key, "device clean-up done; finalizer removed");
         }
+        Ok(())
     }
-}
-
-/// The names in a device's `status.PlaybookExec`.
-fn playbook_executions(device: &Value) -> Vec<String> {
-    device
-        .pointer("/status/PlaybookExec")
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|e| e.get("name").and_then(Value::as_str))
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Whether the device needs this controller: a live one without the finalizer, or one
@@ -147,27 +113,16 @@ impl Reconciler for DeviceController {
             self.clean_up(key, &device).await?;
             return Ok(());
         }
-        let added = self
-            .client
-            .modify(
-                Kind::EdgeDevice,
-                &key.namespace,
-                &key.name,
-                Part::Main,
-                &mut |current| {
-                    Ok(if meta::is_deleting(current) {
-                        None
-                    } else {
-                        meta::with_finalizer(current, DEVICE_FINALIZER)
-                    })
-                },
-            )
-            .await;
-        match added {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.client
+            .modify_if_present(Kind::EdgeDevice, key, Part::Main, &mut |current| {
+                Ok(if meta::is_deleting(current) {
+                    None
+                } else {
+                    meta::with_finalizer(current, DEVICE_FINALIZER)
+                })
+            })
+            .await?;
+        Ok(())
     }
 }
 
@@ -189,11 +144,5 @@ mod tests {
         let released = json!({"metadata": {"name": "d", "finalizers": ["other"],
             "deletionTimestamp": "2024-01-01T00:00:00Z"}});
         assert!(!needs_attention(&released));
-    }
-
-    #[test]
-    fn lists_playbook_executions_from_status() {
-        let device = json!({"status": {"PlaybookExec": [{"name": "d-c"}, {"name": "d-c-1"}]}});
-        assert_eq!(playbook_executions(&device), vec!["d-c", "d-c-1"]);
     }
 }

@@ -5,13 +5,12 @@
 //! controller keeps the set's status: `memberCount` (live members in the set's namespace),
 //! `observedGeneration` and a `Ready` condition.
 //!
-//! Member counts are kept in memory from device events, so a membership change costs one
-//! set status write (batched over a short delay), never a device scan.
+//! Membership is kept in memory from device events ([`crate::membership`]), so a membership
+//! change costs one set status write (batched over a short delay), never a device scan.
 //!
 //! Limits: devices naming a set that does not exist are not reported anywhere (Flotta
 //! silently uses the device's own configuration for them, and so does the renderer).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -22,20 +21,13 @@ use crate::client::{ClientError, EventType, Kind, Objects, Part};
 use crate::condition::{self, Readiness};
 use crate::informer::Observer;
 use crate::labels::MEMBER_OF_LABEL;
+use crate::membership::Membership;
 use crate::meta::{self, ObjectKey};
 use crate::queue::WorkQueue;
 use crate::reconciler::Reconciler;
 
 /// How long a set's status update waits for more membership changes to batch with.
 const STATUS_BATCH_DELAY: Duration = Duration::from_millis(100);
-
-#[derive(Debug, Default)]
-struct Membership {
-    /// Live device → the set it names.
-    set_of: HashMap<ObjectKey, String>,
-    /// Set → number of live members.
-    members: HashMap<ObjectKey, i64>,
-}
 
 /// The device-set controller.
 pub(crate) struct DeviceSetController {
@@ -50,7 +42,7 @@ impl DeviceSetController {
         DeviceSetController {
             client,
             queue: WorkQueue::new(),
-            membership: Mutex::new(Membership::default()),
+            membership: Mutex::new(Membership::new(MEMBER_OF_LABEL)),
         }
     }
 
@@ -62,53 +54,17 @@ impl DeviceSetController {
     }
 
     fn observe_device(&self, event: EventType, object: &Value) {
-        let Some(key) = ObjectKey::of(object) else {
+        let Some(moved) = self.membership().observe(event, object) else {
             return;
         };
-        let wanted = if event == EventType::Deleted || meta::is_deleting(object) {
-            None
-        } else {
-            meta::label(object, MEMBER_OF_LABEL)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        };
-        let changed = {
-            let mut m = self.membership();
-            let old = m.set_of.get(&key).cloned();
-            if old == wanted {
-                return;
-            }
-            if let Some(old) = &old {
-                let set = ObjectKey::new(&key.namespace, old);
-                if let Some(count) = m.members.get_mut(&set) {
-                    *count -= 1;
-                    if *count <= 0 {
-                        m.members.remove(&set);
-                    }
-                }
-            }
-            match &wanted {
-                Some(new) => {
-                    *m.members
-                        .entry(ObjectKey::new(&key.namespace, new))
-                        .or_insert(0) += 1;
-                    m.set_of.insert(key.clone(), new.clone());
-                }
-                None => {
-                    m.set_of.remove(&key);
-                }
-            }
-            [old, wanted]
-        };
-        for set in changed.into_iter().flatten() {
-            self.queue
-                .add_after(ObjectKey::new(&key.namespace, set), STATUS_BATCH_DELAY);
+        for set in moved.parents() {
+            self.queue.add_after(set, STATUS_BATCH_DELAY);
         }
     }
 }
 
 /// A copy of `set` whose status reports `members` and is ready (`None` if it already is).
-fn with_members(set: &Value, members: i64) -> Option<Value> {
+fn with_members(set: &Value, members: usize) -> Option<Value> {
     let mut next = set.clone();
     meta::status_mut(&mut next).insert("memberCount".into(), json!(members));
     let readiness = Readiness::ready("MembersCounted", format!("{members} member device(s)"));
@@ -140,28 +96,17 @@ impl Reconciler for DeviceSetController {
     }
 
     async fn reconcile(&self, key: &ObjectKey) -> Result<(), ClientError> {
-        let members = self.membership().members.get(key).copied().unwrap_or(0);
-        let written = self
-            .client
-            .modify(
-                Kind::EdgeDeviceSet,
-                &key.namespace,
-                &key.name,
-                Part::Status,
-                &mut |current| {
-                    Ok(if meta::is_deleting(current) {
-                        None
-                    } else {
-                        with_members(current, members)
-                    })
-                },
-            )
-            .await;
-        match written {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        let members = self.membership().count(key);
+        self.client
+            .modify_if_present(Kind::EdgeDeviceSet, key, Part::Status, &mut |current| {
+                Ok(if meta::is_deleting(current) {
+                    None
+                } else {
+                    with_members(current, members)
+                })
+            })
+            .await?;
+        Ok(())
     }
 }
 

@@ -35,6 +35,7 @@ use crate::client::{ClientError, EventType, Kind, Objects, Part};
 use crate::condition::{self, Readiness};
 use crate::informer::Observer;
 use crate::labels::CONFIG_LABEL;
+use crate::membership::Membership;
 use crate::meta::{self, ObjectKey};
 use crate::queue::WorkQueue;
 use crate::reconciler::Reconciler;
@@ -59,18 +60,28 @@ struct Execution {
     finished: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
-    /// Live device → the EdgeConfig its label names.
-    attached: HashMap<ObjectKey, String>,
-    /// EdgeConfig → the live devices naming it.
-    devices_of: HashMap<ObjectKey, BTreeSet<String>>,
+    /// Which live devices name which EdgeConfig.
+    attached: Membership,
     /// Live EdgeConfig → (uid, number of playbooks).
     configs: HashMap<ObjectKey, (String, usize)>,
     /// Known PlaybookExecutions.
     executions: HashMap<ObjectKey, Execution>,
     /// EdgeConfig name → the executions owned by an EdgeConfig of that name.
     owned: HashMap<ObjectKey, BTreeSet<String>>,
+}
+
+impl State {
+    /// Nothing known yet (the informers fill it in).
+    fn new() -> Self {
+        State {
+            attached: Membership::new(CONFIG_LABEL),
+            configs: HashMap::new(),
+            executions: HashMap::new(),
+            owned: HashMap::new(),
+        }
+    }
 }
 
 /// The EdgeConfig controller.
@@ -167,15 +178,7 @@ fn with_device_executions(device: &Value, names: &[String], now: &str) -> Option
     if meta::is_deleting(device) {
         return None;
     }
-    let current: Vec<Value> = device
-        .pointer("/status/PlaybookExec")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let present: BTreeSet<&str> = current
-        .iter()
-        .filter_map(|e| e.get("name").and_then(Value::as_str))
-        .collect();
+    let present: BTreeSet<&str> = meta::status_list_names(device, "PlaybookExec").collect();
     let missing: Vec<&String> = names
         .iter()
         .filter(|n| !present.contains(n.as_str()))
@@ -183,7 +186,7 @@ fn with_device_executions(device: &Value, names: &[String], now: &str) -> Option
     if missing.is_empty() {
         return None;
     }
-    let mut next = current.clone();
+    let mut next = meta::status_list(device, "PlaybookExec").to_vec();
     for name in missing {
         next.push(json!({
             "name": name,
@@ -201,7 +204,7 @@ impl EdgeConfigController {
         EdgeConfigController {
             client,
             queue: WorkQueue::new(),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State::new()),
         }
     }
 
@@ -218,47 +221,14 @@ impl EdgeConfigController {
     }
 
     fn observe_device(&self, event: EventType, object: &Value) {
-        let Some(key) = ObjectKey::of(object) else {
+        let Some(moved) = self.state().attached.observe(event, object) else {
             return;
         };
-        let wanted = if event == EventType::Deleted || meta::is_deleting(object) {
-            None
-        } else {
-            meta::label(object, CONFIG_LABEL)
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned)
-        };
-        let old = {
-            let mut state = self.state();
-            let old = state.attached.get(&key).cloned();
-            if old == wanted {
-                return;
-            }
-            if let Some(old) = &old {
-                let config = ObjectKey::new(&key.namespace, old);
-                if let Some(devices) = state.devices_of.get_mut(&config) {
-                    devices.remove(&key.name);
-                    if devices.is_empty() {
-                        state.devices_of.remove(&config);
-                    }
-                }
-                state.attached.remove(&key);
-            }
-            if let Some(new) = &wanted {
-                state
-                    .devices_of
-                    .entry(ObjectKey::new(&key.namespace, new))
-                    .or_default()
-                    .insert(key.name.clone());
-                state.attached.insert(key.clone(), new.clone());
-            }
-            old
-        };
-        for config in [old, wanted.clone()].into_iter().flatten() {
-            self.config_changed(ObjectKey::new(&key.namespace, config));
+        for config in moved.parents() {
+            self.config_changed(config);
         }
-        if wanted.is_some() {
-            self.queue.add(ConfigKey::Device(key));
+        if moved.to.is_some() {
+            self.queue.add(ConfigKey::Device(moved.device));
         }
     }
 
@@ -280,8 +250,8 @@ impl EdgeConfigController {
                     Vec::new()
                 } else {
                     state
-                        .devices_of
-                        .get(&key)
+                        .attached
+                        .members(&key)
                         .map(|d| d.iter().cloned().collect())
                         .unwrap_or_default()
                 }
@@ -349,18 +319,6 @@ impl EdgeConfigController {
         }
     }
 
-    async fn delete_if_present(&self, namespace: &str, name: &str) -> Result<(), ClientError> {
-        match self
-            .client
-            .delete(Kind::PlaybookExecution, namespace, name)
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
     async fn reconcile_device(&self, key: &ObjectKey) -> Result<(), ClientError> {
         let ns = key.namespace.as_str();
         let Some(device) = self.client.get(Kind::EdgeDevice, ns, &key.name).await? else {
@@ -422,46 +380,28 @@ impl EdgeConfigController {
             }
             names.push(name);
         }
-        match self
+        let written = self
             .client
-            .modify(
-                Kind::EdgeDevice,
-                ns,
-                &key.name,
-                Part::Status,
-                &mut |current| Ok(with_device_executions(current, &names, &now)),
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(e),
+            .modify_if_present(Kind::EdgeDevice, key, Part::Status, &mut |current| {
+                Ok(with_device_executions(current, &names, &now))
+            })
+            .await?;
+        if written.is_none() || !all_finished {
+            return Ok(());
         }
-        if all_finished {
-            let removed = self
-                .client
-                .modify(
-                    Kind::EdgeDevice,
-                    ns,
-                    &key.name,
-                    Part::Main,
-                    &mut |current| {
-                        if meta::label(current, CONFIG_LABEL) != Some(config_name.as_str()) {
-                            return Ok(None);
-                        }
-                        let mut next = current.clone();
-                        meta::labels_mut(&mut next).remove(CONFIG_LABEL);
-                        Ok(Some(next))
-                    },
-                )
-                .await;
-            match removed {
-                Ok(_) => {
-                    tracing::info!(device = %key, config = %config_name, "playbooks finished; detached the device from its EdgeConfig");
+        let removed = self
+            .client
+            .modify_if_present(Kind::EdgeDevice, key, Part::Main, &mut |current| {
+                if meta::label(current, CONFIG_LABEL) != Some(config_name.as_str()) {
+                    return Ok(None);
                 }
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e),
-            }
+                let mut next = current.clone();
+                meta::labels_mut(&mut next).remove(CONFIG_LABEL);
+                Ok(Some(next))
+            })
+            .await?;
+        if removed.is_some() {
+            tracing::info!(device = %key, config = %config_name, "playbooks finished; detached the device from its EdgeConfig");
         }
         Ok(())
     }
@@ -489,7 +429,9 @@ impl EdgeConfigController {
                 .collect()
         };
         for name in &orphans {
-            self.delete_if_present(ns, name).await?;
+            self.client
+                .delete_if_present(Kind::PlaybookExecution, ns, name)
+                .await?;
         }
         if !orphans.is_empty() {
             tracing::info!(config = %key, deleted = orphans.len(), "deleted the playbook executions of a removed EdgeConfig");
@@ -498,21 +440,12 @@ impl EdgeConfigController {
             return Ok(());
         };
         let readiness = self.readiness(key, playbooks(config).len());
-        match self
-            .client
-            .modify(
-                Kind::EdgeConfig,
-                ns,
-                &key.name,
-                Part::Status,
-                &mut |current| Ok(condition::with_readiness(current, &readiness)),
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.client
+            .modify_if_present(Kind::EdgeConfig, key, Part::Status, &mut |current| {
+                Ok(condition::with_readiness(current, &readiness))
+            })
+            .await?;
+        Ok(())
     }
 
     fn readiness(&self, key: &ObjectKey, playbooks: usize) -> Readiness {
@@ -520,7 +453,7 @@ impl EdgeConfigController {
             return Readiness::not_ready("NoPlaybooks", "spec.edgePlaybook.playbooks is empty");
         }
         let state = self.state();
-        let devices = state.devices_of.get(key);
+        let devices = state.attached.members(key);
         let total = devices.map_or(0, BTreeSet::len);
         let done = devices.map_or(0, |devices| {
             devices
@@ -561,8 +494,8 @@ fn device_of_execution(state: &State, config: &ObjectKey, execution: &str) -> Op
         }
     };
     state
-        .devices_of
-        .get(config)
+        .attached
+        .members(config)
         .filter(|devices| devices.contains(base))
         .map(|_| base.to_owned())
 }
@@ -607,11 +540,11 @@ mod tests {
 
     #[test]
     fn executions_map_back_to_attached_devices() {
-        let mut state = State::default();
+        let mut state = State::new();
         let config = ObjectKey::new("ns", "cfg");
-        state
-            .devices_of
-            .insert(config.clone(), ["dev".to_owned()].into());
+        let device = json!({"metadata": {"name": "dev", "namespace": "ns",
+            "labels": {CONFIG_LABEL: "cfg"}}});
+        state.attached.observe(EventType::Added, &device);
         assert_eq!(
             device_of_execution(&state, &config, "dev-cfg").as_deref(),
             Some("dev")

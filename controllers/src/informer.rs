@@ -37,6 +37,12 @@ pub(crate) trait Observer: Send + Sync {
 /// The list-and-watch loop of one kind.
 pub(crate) struct Informer {
     client: Arc<dyn Objects>,
+    feed: Feed,
+}
+
+/// What an informer reports to the observers of one kind, and what it has reported so far
+/// (the resourceVersion of every object it knows).
+struct Feed {
     kind: Kind,
     observers: Vec<Arc<dyn Observer>>,
     known: HashMap<ObjectKey, Revision>,
@@ -51,40 +57,35 @@ impl Informer {
     ) -> Self {
         Informer {
             client,
-            kind,
-            observers,
-            known: HashMap::new(),
+            feed: Feed::new(kind, observers),
         }
     }
 
     /// Runs until the task is aborted; `synced` turns true after the first full list has
     /// been reported.
     pub(crate) async fn run(mut self, synced: watch::Sender<bool>) {
+        let kind = self.feed.kind;
         let mut delay = RETRY_DELAY;
         loop {
-            let listed = match self
-                .client
-                .list(self.kind, None, &Selector::everything())
-                .await
-            {
+            let listed = match self.client.list(kind, None, &Selector::everything()).await {
                 Ok(listed) => listed,
                 Err(error) => {
-                    tracing::warn!(kind = %self.kind, %error, "controllers: list failed; retrying");
+                    tracing::warn!(kind = %kind, %error, "controllers: list failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(MAX_RETRY_DELAY);
                     continue;
                 }
             };
-            self.resync(listed.items);
+            self.feed.resync(listed.items);
             synced.send_replace(true);
             let mut after = listed.revision;
             // Watch until the history is gone; then list again.
             loop {
-                let mut events = match self.client.watch(self.kind, after).await {
+                let mut events = match self.client.watch(kind, after).await {
                     Ok(events) => events,
                     Err(ClientError::Expired(_)) => break,
                     Err(error) => {
-                        tracing::warn!(kind = %self.kind, %error, "controllers: watch failed; retrying");
+                        tracing::warn!(kind = %kind, %error, "controllers: watch failed; retrying");
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(MAX_RETRY_DELAY);
                         continue;
@@ -95,11 +96,11 @@ impl Informer {
                     match events.next().await {
                         Some(Ok(event)) => {
                             after = after.max(event.revision);
-                            self.apply(event.type_, &event.object);
+                            self.feed.apply(event.type_, &event.object);
                         }
                         Some(Err(ClientError::Expired(_))) => break true,
                         Some(Err(error)) => {
-                            tracing::debug!(kind = %self.kind, %error, "controllers: watch ended; resuming");
+                            tracing::debug!(kind = %kind, %error, "controllers: watch ended; resuming");
                             break false;
                         }
                         None => break false,
@@ -109,6 +110,17 @@ impl Informer {
                     break;
                 }
             }
+        }
+    }
+}
+
+impl Feed {
+    /// Nothing reported yet.
+    fn new(kind: Kind, observers: Vec<Arc<dyn Observer>>) -> Self {
+        Feed {
+            kind,
+            observers,
+            known: HashMap::new(),
         }
     }
 
@@ -175,67 +187,7 @@ fn resource_version(object: &Value) -> Revision {
 mod tests {
     use std::sync::Mutex;
 
-    use async_trait::async_trait;
-
     use super::*;
-    use crate::client::{Change, EventStream, Listed, Part};
-
-    /// A client that is never called: `resync` and `apply` only talk to observers.
-    struct Unused;
-
-    #[async_trait]
-    impl Objects for Unused {
-        async fn get(&self, _: Kind, _: &str, _: &str) -> Result<Option<Value>, ClientError> {
-            Err(ClientError::Unavailable("unused".into()))
-        }
-        async fn list(
-            &self,
-            _: Kind,
-            _: Option<&str>,
-            _: &Selector,
-        ) -> Result<Listed, ClientError> {
-            Err(ClientError::Unavailable("unused".into()))
-        }
-        async fn create(&self, _: Kind, _: &str, _: Value) -> Result<Value, ClientError> {
-            Err(ClientError::Unavailable("unused".into()))
-        }
-        async fn update(
-            &self,
-            _: Kind,
-            _: &str,
-            _: &str,
-            _: Part,
-            _: Value,
-        ) -> Result<Value, ClientError> {
-            Err(ClientError::Unavailable("unused".into()))
-        }
-        async fn merge_patch(
-            &self,
-            _: Kind,
-            _: &str,
-            _: &str,
-            _: Part,
-            _: Value,
-        ) -> Result<Value, ClientError> {
-            Err(ClientError::Unavailable("unused".into()))
-        }
-        async fn modify(
-            &self,
-            _: Kind,
-            _: &str,
-            _: &str,
-            _: Part,
-            _: Change<'_>,
-        ) -> Result<Value, ClientError> {
-            Err(ClientError::Unavailable("unused".into()))
-        }
-        async fn delete(&self, _: Kind, _: &str, _: &str) -> Result<(), ClientError> {
-            Err(ClientError::Unavailable("unused".into()))
-        }
-        async fn watch(&self, _: Kind, _: Revision) -> Result<EventStream, ClientError> {
-            Err(ClientError::Unavailable("unused".into()))
-        }
-    }
 
     #[derive(Default)]
     struct Recorder(Mutex<Vec<(EventType, String)>>);
@@ -256,14 +208,13 @@ mod tests {
     #[test]
     fn a_relist_reports_only_the_difference() {
         let recorder = Arc::new(Recorder::default());
-        let mut informer =
-            Informer::new(Arc::new(Unused), Kind::EdgeDevice, vec![recorder.clone()]);
-        informer.resync(vec![object("a", 1), object("b", 1)]);
-        informer.apply(EventType::Modified, &object("b", 2));
+        let mut feed = Feed::new(Kind::EdgeDevice, vec![recorder.clone()]);
+        feed.resync(vec![object("a", 1), object("b", 1)]);
+        feed.apply(EventType::Modified, &object("b", 2));
         recorder.0.lock().unwrap().clear();
 
-        informer.resync(vec![object("a", 3), object("b", 2), object("c", 4)]);
-        informer.resync(vec![object("b", 2), object("c", 4)]);
+        feed.resync(vec![object("a", 3), object("b", 2), object("c", 4)]);
+        feed.resync(vec![object("b", 2), object("c", 4)]);
         let seen = recorder.0.lock().unwrap().clone();
         assert_eq!(
             seen,

@@ -39,6 +39,7 @@ mod device;
 mod device_set;
 mod edge_config;
 mod informer;
+mod membership;
 mod placement;
 mod reconciler;
 mod signed_request;

@@ -1,5 +1,6 @@
 //! Object metadata as the controllers read and edit it on JSON objects: keys, labels,
-//! finalizers, generation, deletion, and decoding into the typed kinds.
+//! finalizers, generation, deletion, the `status` map and its lists of named entries, and
+//! decoding into the typed kinds.
 //!
 //! Limits: reads are lenient (a missing or mistyped field reads as absent); the server has
 //! already validated every stored object.
@@ -164,6 +165,23 @@ pub fn status_mut(object: &mut Value) -> &mut Map<String, Value> {
     }
 }
 
+/// The entries of the list `status.<field>` (empty when absent or not a list).
+pub fn status_list<'a>(object: &'a Value, field: &str) -> &'a [Value] {
+    object
+        .get("status")
+        .and_then(|s| s.get(field))
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// The `name`s of the entries of the list `status.<field>`, e.g. a device's
+/// `status.workloads` (entries without a string name skipped).
+pub fn status_list_names<'a>(object: &'a Value, field: &str) -> impl Iterator<Item = &'a str> {
+    status_list(object, field)
+        .iter()
+        .filter_map(|entry| entry.get("name").and_then(Value::as_str))
+}
+
 /// Decodes an object as the typed `kind`.
 pub fn decode<T: DeserializeOwned>(kind: Kind, object: &Value) -> Result<T, ClientError> {
     T::deserialize(object).map_err(|e| ClientError::Decode {
@@ -207,5 +225,16 @@ mod tests {
         assert!(is_deleting(&obj));
         assert_eq!(generation(&obj), 3);
         assert_eq!(ObjectKey::of(&json!({})), None);
+    }
+
+    #[test]
+    fn status_lists_read_their_named_entries() {
+        let device = json!({"status": {"PlaybookExec": [{"name": "d-c"}, {"other": 1},
+            {"name": "d-c-1"}], "phase": "up"}});
+        assert_eq!(status_list(&device, "PlaybookExec").len(), 3);
+        let names: Vec<&str> = status_list_names(&device, "PlaybookExec").collect();
+        assert_eq!(names, ["d-c", "d-c-1"]);
+        assert!(status_list(&device, "phase").is_empty());
+        assert_eq!(status_list_names(&json!({}), "workloads").count(), 0);
     }
 }

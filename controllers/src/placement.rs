@@ -115,7 +115,10 @@ impl PlacementController {
             self.state().index.remove_device(&key)
         } else {
             let labels = meta::labels(object);
-            let recorded = Recorded::from_labels(&labels, status_workloads(object));
+            let workloads = meta::status_list_names(object, "workloads")
+                .map(str::to_owned)
+                .collect();
+            let recorded = Recorded::from_labels(&labels, workloads);
             self.state().index.upsert_device(&key, labels, recorded)
         };
         self.enqueue(changes);
@@ -163,34 +166,19 @@ impl PlacementController {
         let now = meta::now();
         let written = self
             .client
-            .modify(
-                Kind::EdgeDevice,
-                &key.namespace,
-                &key.name,
-                Part::Status,
-                &mut |current| Ok(with_status_workloads(current, &desired, &now)),
-            )
-            .await;
-        match written {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(e),
+            .modify_if_present(Kind::EdgeDevice, key, Part::Status, &mut |current| {
+                Ok(with_status_workloads(current, &desired, &now))
+            })
+            .await?;
+        if written.is_none() {
+            return Ok(());
         }
-        let written = self
-            .client
-            .modify(
-                Kind::EdgeDevice,
-                &key.namespace,
-                &key.name,
-                Part::Main,
-                &mut |current| Ok(with_workload_labels(current, &desired)),
-            )
-            .await;
-        match written {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.client
+            .modify_if_present(Kind::EdgeDevice, key, Part::Main, &mut |current| {
+                Ok(with_workload_labels(current, &desired))
+            })
+            .await?;
+        Ok(())
     }
 
     async fn reconcile_workload(&self, key: &ObjectKey) -> Result<(), ClientError> {
@@ -208,63 +196,34 @@ impl PlacementController {
                 tracing::debug!(workload = %key, remaining, "workload deletion waits for its devices");
                 return Ok(());
             }
-            return self
-                .modify_main(key, |current| {
-                    meta::without_finalizer(current, WORKLOAD_FINALIZER)
+            self.client
+                .modify_if_present(kind, key, Part::Main, &mut |current| {
+                    Ok(meta::without_finalizer(current, WORKLOAD_FINALIZER))
                 })
-                .await;
+                .await?;
+            return Ok(());
         }
         if !meta::has_finalizer(&object, WORKLOAD_FINALIZER) {
-            self.modify_main(key, |current| {
-                if meta::is_deleting(current) {
-                    None
-                } else {
-                    meta::with_finalizer(current, WORKLOAD_FINALIZER)
-                }
-            })
-            .await?;
+            self.client
+                .modify_if_present(kind, key, Part::Main, &mut |current| {
+                    Ok(if meta::is_deleting(current) {
+                        None
+                    } else {
+                        meta::with_finalizer(current, WORKLOAD_FINALIZER)
+                    })
+                })
+                .await?;
         }
         let Some(readiness) = self.readiness(key) else {
             // Not indexed yet: the informer's event for it is on its way.
             return Ok(());
         };
-        match self
-            .client
-            .modify(
-                kind,
-                &key.namespace,
-                &key.name,
-                Part::Status,
-                &mut |current| Ok(condition::with_readiness(current, &readiness)),
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn modify_main(
-        &self,
-        key: &ObjectKey,
-        change: impl Fn(&Value) -> Option<Value> + Send + Sync,
-    ) -> Result<(), ClientError> {
-        match self
-            .client
-            .modify(
-                Kind::EdgeWorkload,
-                &key.namespace,
-                &key.name,
-                Part::Main,
-                &mut |current| Ok(change(current)),
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.client
+            .modify_if_present(kind, key, Part::Status, &mut |current| {
+                Ok(condition::with_readiness(current, &readiness))
+            })
+            .await?;
+        Ok(())
     }
 
     fn readiness(&self, key: &ObjectKey) -> Option<Readiness> {
@@ -298,20 +257,6 @@ impl PlacementController {
     }
 }
 
-/// The names in a device's `status.workloads`.
-fn status_workloads(device: &Value) -> BTreeSet<String> {
-    device
-        .pointer("/status/workloads")
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|w| w.get("name").and_then(Value::as_str))
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Which devices a workload object targets, or why it targets none.
 fn target_of(object: &Value) -> Result<Target, (&'static str, String)> {
     let workload: EdgeWorkload =
@@ -337,11 +282,7 @@ fn with_status_workloads(device: &Value, desired: &BTreeSet<String>, now: &str) 
     if meta::is_deleting(device) {
         return None;
     }
-    let current: Vec<Value> = device
-        .pointer("/status/workloads")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let current = meta::status_list(device, "workloads");
     let mut seen = BTreeSet::new();
     let mut next: Vec<Value> = current
         .iter()
@@ -359,7 +300,7 @@ fn with_status_workloads(device: &Value, desired: &BTreeSet<String>, now: &str) 
             "lastTransitionTime": now,
         }));
     }
-    if next == current {
+    if next.as_slice() == current {
         return None;
     }
     let mut object = device.clone();
