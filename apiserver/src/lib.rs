@@ -13,3 +13,4 @@ pub mod rest;
 pub mod server;
 pub mod store;
 pub mod tls;
+mod x509;

@@ -32,15 +32,14 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData as _, SerialNumber,
-};
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
-use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::X509Certificate;
+
+use crate::x509::{self, IssuedCertificate, Validity};
 
 /// File names inside the PKI directory.
 const CA_CERT: &str = "ca.crt";
@@ -377,12 +376,6 @@ pub fn ensure(dir: &Path, bind_host: &str) -> Result<Pki, PkiError> {
     })
 }
 
-/// A certificate and its key, in PEM.
-struct PemPair {
-    cert_pem: String,
-    key_pem: String,
-}
-
 /// The loaded CA: what is needed to sign and to check leaves.
 struct Ca {
     cert_pem: String,
@@ -418,7 +411,7 @@ fn load_or_create_ca(dir: &Path, now: i64) -> Result<Ca, PkiError> {
     load_ca(&cert_path, pair)
 }
 
-fn load_ca(cert_path: &Path, pair: PemPair) -> Result<Ca, PkiError> {
+fn load_ca(cert_path: &Path, pair: IssuedCertificate) -> Result<Ca, PkiError> {
     let invalid = |reason: String| PkiError::Invalid {
         path: cert_path.to_owned(),
         reason,
@@ -430,14 +423,14 @@ fn load_ca(cert_path: &Path, pair: PemPair) -> Result<Ca, PkiError> {
     let der = parse_cert_pem(&pair.cert_pem, cert_path)?;
     let (_, cert) = x509_parser::parse_x509_certificate(&der)
         .map_err(|e| invalid(format!("not an X.509 certificate: {e}")))?;
-    if cert.public_key().raw != key.subject_public_key_info().as_slice() {
+    if !x509::certifies_key(&cert, &key) {
         return Err(invalid(format!(
             "does not match its key {}",
             cert_path.with_file_name(CA_KEY).display()
         )));
     }
     let key_id =
-        subject_key_id(&cert).ok_or_else(|| invalid("no subject key identifier".into()))?;
+        x509::subject_key_id(&cert).ok_or_else(|| invalid("no subject key identifier".into()))?;
     let not_after = cert.validity().not_after.timestamp();
     let issuer = Issuer::from_ca_cert_der(&der, key)
         .map_err(|e| invalid(format!("unusable as a CA: {e}")))?;
@@ -449,91 +442,64 @@ fn load_ca(cert_path: &Path, pair: PemPair) -> Result<Ca, PkiError> {
     })
 }
 
-fn create_ca(now: i64) -> Result<PemPair, PkiError> {
-    let generate = |source| PkiError::Generate {
+fn create_ca(now: i64) -> Result<IssuedCertificate, PkiError> {
+    let common_name = format!("flotta-serving-ca@{now}");
+    x509::self_signed_ca(
+        &[(DnType::CommonName, &common_name)],
+        validity(now, CA_VALIDITY_YEARS, None),
+    )
+    .map_err(|source| PkiError::Generate {
         what: "serving CA",
         source,
-    };
-    let key = new_key().map_err(generate)?;
-    let mut params = CertificateParams::default();
-    params.distinguished_name = DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, format!("flotta-serving-ca@{now}"));
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.serial_number = Some(random_serial());
-    set_validity(&mut params, now, CA_VALIDITY_YEARS, None);
-    let cert = params.self_signed(&key).map_err(generate)?;
-    Ok(PemPair {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
     })
 }
 
-fn issue_serving(ca: &Ca, hosts: &[String], now: i64) -> Result<PemPair, PkiError> {
-    let generate = |source| PkiError::Generate {
+fn issue_serving(ca: &Ca, hosts: &[String], now: i64) -> Result<IssuedCertificate, PkiError> {
+    x509::leaf_params(
+        &[(DnType::CommonName, "flotta-apiserver")],
+        hosts,
+        &[ExtendedKeyUsagePurpose::ServerAuth],
+    )
+    .and_then(|params| issue_leaf(ca, params, now))
+    .map_err(|source| PkiError::Generate {
         what: "serving certificate",
         source,
-    };
-    let mut params = CertificateParams::new(hosts.to_vec()).map_err(generate)?;
-    params.distinguished_name = DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "flotta-apiserver");
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    issue_leaf(ca, params, now).map_err(generate)
-}
-
-fn issue_admin(ca: &Ca, now: i64) -> Result<PemPair, PkiError> {
-    let generate = |source| PkiError::Generate {
-        what: "admin client certificate",
-        source,
-    };
-    let mut params = CertificateParams::default();
-    params.distinguished_name = DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, ADMIN_USER);
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, ADMIN_GROUP);
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    issue_leaf(ca, params, now).map_err(generate)
-}
-
-fn issue_leaf(ca: &Ca, mut params: CertificateParams, now: i64) -> Result<PemPair, rcgen::Error> {
-    let key = new_key()?;
-    params.serial_number = Some(random_serial());
-    params.use_authority_key_identifier_extension = true;
-    set_validity(&mut params, now, LEAF_VALIDITY_YEARS, Some(ca.not_after));
-    let cert = params.signed_by(&key, &ca.issuer)?;
-    Ok(PemPair {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
     })
 }
 
-fn new_key() -> Result<KeyPair, rcgen::Error> {
-    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+fn issue_admin(ca: &Ca, now: i64) -> Result<IssuedCertificate, PkiError> {
+    x509::leaf_params(
+        &[
+            (DnType::CommonName, ADMIN_USER),
+            (DnType::OrganizationName, ADMIN_GROUP),
+        ],
+        &[],
+        &[ExtendedKeyUsagePurpose::ClientAuth],
+    )
+    .and_then(|params| issue_leaf(ca, params, now))
+    .map_err(|source| PkiError::Generate {
+        what: "admin client certificate",
+        source,
+    })
 }
 
-fn random_serial() -> SerialNumber {
-    let mut bytes: [u8; 16] = rand::random();
-    // A positive, non-zero DER integer of full length.
-    bytes[0] = (bytes[0] & 0x7f) | 0x01;
-    SerialNumber::from_slice(&bytes)
+/// A leaf certificate of `ca` for a new key, valid for a year from `now` but not after the
+/// CA.
+fn issue_leaf(
+    ca: &Ca,
+    params: CertificateParams,
+    now: i64,
+) -> Result<IssuedCertificate, rcgen::Error> {
+    x509::issue_with_new_key(
+        &ca.issuer,
+        params,
+        validity(now, LEAF_VALIDITY_YEARS, Some(ca.not_after)),
+    )
 }
 
-/// Sets `not_before` to yesterday (tolerating clock skew) and `not_after` to `years` from
-/// today, but not later than `cap` (Unix seconds).
-fn set_validity(params: &mut CertificateParams, now: i64, years: i16, cap: Option<i64>) {
+/// From yesterday midnight UTC (tolerating clock skew) to `years` from today, but not
+/// later than the day before `cap` (Unix seconds).
+fn validity(now: i64, years: i16, cap: Option<i64>) -> Validity {
     let today = date_of(now);
     let start = today.yesterday().unwrap_or(today);
     let mut end = today
@@ -545,16 +511,17 @@ fn set_validity(params: &mut CertificateParams, now: i64, years: i16, cap: Optio
             end = cap.yesterday().unwrap_or(cap);
         }
     }
-    params.not_before = rcgen::date_time_ymd(
-        i32::from(start.year()),
-        start.month().unsigned_abs(),
-        start.day().unsigned_abs(),
-    );
-    params.not_after = rcgen::date_time_ymd(
-        i32::from(end.year()),
-        end.month().unsigned_abs(),
-        end.day().unsigned_abs(),
-    );
+    Validity {
+        not_before: midnight_utc(start),
+        not_after: midnight_utc(end),
+    }
+}
+
+/// The Unix time of the start of `date` in UTC.
+fn midnight_utc(date: jiff::civil::Date) -> i64 {
+    // Only dates beyond jiff's range (year 9999) fail, and certificates never reach them.
+    date.to_zoned(jiff::tz::TimeZone::UTC)
+        .map_or(0, |midnight| midnight.timestamp().as_second())
 }
 
 fn date_of(unix_seconds: i64) -> jiff::civil::Date {
@@ -599,10 +566,10 @@ fn leaf_problem(
         Ok(key) => key,
         Err(e) => return Some(format!("unreadable key: {e}")),
     };
-    if cert.public_key().raw != key.subject_public_key_info().as_slice() {
+    if !x509::certifies_key(&cert, &key) {
         return Some("does not match its key".into());
     }
-    if authority_key_id(&cert).as_deref() != Some(ca.key_id.as_slice()) {
+    if x509::authority_key_id(&cert).as_deref() != Some(ca.key_id.as_slice()) {
         return Some("not issued by the current CA".into());
     }
     let validity = cert.validity();
@@ -680,26 +647,6 @@ fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
     <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from)
 }
 
-fn subject_key_id(cert: &X509Certificate<'_>) -> Option<Vec<u8>> {
-    cert.extensions()
-        .iter()
-        .find_map(|ext| match ext.parsed_extension() {
-            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
-            _ => None,
-        })
-}
-
-fn authority_key_id(cert: &X509Certificate<'_>) -> Option<Vec<u8>> {
-    cert.extensions()
-        .iter()
-        .find_map(|ext| match ext.parsed_extension() {
-            ParsedExtension::AuthorityKeyIdentifier(aki) => {
-                aki.key_identifier.as_ref().map(|id| id.0.to_vec())
-            }
-            _ => None,
-        })
-}
-
 /// The SAN values of a PEM certificate as strings (DNS names, and IPs in their usual
 /// notation); for diagnostics and tests.
 pub fn subject_alt_names(cert_pem: &str) -> Result<Vec<String>, PkiError> {
@@ -732,14 +679,14 @@ fn exists(path: &Path) -> Result<bool, PkiError> {
     })
 }
 
-fn read_pair(cert_path: &Path, key_path: &Path) -> Result<PemPair, PkiError> {
+fn read_pair(cert_path: &Path, key_path: &Path) -> Result<IssuedCertificate, PkiError> {
     let read = |path: &Path| {
         fs::read_to_string(path).map_err(|source| PkiError::Io {
             path: path.to_owned(),
             source,
         })
     };
-    Ok(PemPair {
+    Ok(IssuedCertificate {
         cert_pem: read(cert_path)?,
         key_pem: read(key_path)?,
     })
@@ -747,7 +694,7 @@ fn read_pair(cert_path: &Path, key_path: &Path) -> Result<PemPair, PkiError> {
 
 /// Writes the key first: a crash before the certificate lands leaves a mismatched pair,
 /// which the next start detects and reissues.
-fn write_pair(cert_path: &Path, key_path: &Path, pair: &PemPair) -> Result<(), PkiError> {
+fn write_pair(cert_path: &Path, key_path: &Path, pair: &IssuedCertificate) -> Result<(), PkiError> {
     write_atomically(key_path, pair.key_pem.as_bytes(), 0o600).map_err(|source| PkiError::Io {
         path: key_path.to_owned(),
         source,
@@ -835,6 +782,27 @@ mod tests {
             Some("edge.example")
         );
         assert!(!serving_hosts("0.0.0.0").contains(&"0.0.0.0".to_owned()));
+    }
+
+    #[test]
+    fn validity_runs_from_yesterday_midnight_and_stops_before_the_cap() {
+        let unix = |text: &str| text.parse::<jiff::Timestamp>().expect("time").as_second();
+        let now = unix("2024-03-10T15:04:05Z");
+        assert_eq!(
+            validity(now, 1, None),
+            Validity {
+                not_before: unix("2024-03-09T00:00:00Z"),
+                not_after: unix("2025-03-10T00:00:00Z"),
+            }
+        );
+        assert_eq!(
+            validity(now, 1, Some(unix("2024-06-01T12:00:00Z"))).not_after,
+            unix("2024-05-31T00:00:00Z")
+        );
+        assert_eq!(
+            validity(now, 1, Some(unix("2030-01-01T00:00:00Z"))).not_after,
+            unix("2025-03-10T00:00:00Z")
+        );
     }
 
     #[test]

@@ -35,14 +35,16 @@ use std::time::Duration;
 
 use flotta_api::store::{Store, StoreError};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData as _,
-    SerialNumber,
+    CertificateParams, CertificateSigningRequestParams, DnType, ExtendedKeyUsagePurpose, Issuer,
+    KeyPair,
 };
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 use serde::{Deserialize, Serialize};
 use x509_parser::prelude::X509Certificate;
+
+pub use crate::x509::IssuedCertificate;
+use crate::x509::{self, Validity};
 
 /// Store key of the device CA (not an API object; never served).
 pub const CA_STORE_KEY: &str = "/registry/flotta.internal/pki/device-ca";
@@ -107,22 +109,6 @@ pub enum CsrError {
     Sign(#[source] rcgen::Error),
 }
 
-/// A certificate and its private key, in PEM (PKCS#8 key).
-#[derive(Clone)]
-pub struct IssuedCertificate {
-    /// The certificate.
-    pub cert_pem: String,
-    /// Its private key.
-    pub key_pem: String,
-}
-
-impl std::fmt::Debug for IssuedCertificate {
-    // Keys stay out of logs.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedCertificate").finish_non_exhaustive()
-    }
-}
-
 /// The CA material as kept in the store.
 #[derive(Serialize, Deserialize)]
 struct StoredCa {
@@ -150,36 +136,19 @@ impl std::fmt::Debug for DeviceCa {
 impl DeviceCa {
     /// A new self-signed CA, as PEM certificate and PKCS#8 key.
     pub fn generate() -> Result<IssuedCertificate, CaError> {
-        let generate = |source| CaError::Generate {
+        let now = now_unix();
+        let common_name = format!("flotta-device-ca@{now}");
+        let subject = [
+            (DnType::CommonName, common_name.as_str()),
+            (DnType::OrganizationName, ORGANIZATION),
+        ];
+        let validity = Validity {
+            not_before: now - seconds(BACKDATE),
+            not_after: now.saturating_add(seconds(CA_VALIDITY)),
+        };
+        x509::self_signed_ca(&subject, validity).map_err(|source| CaError::Generate {
             what: "device CA",
             source,
-        };
-        let key = new_key().map_err(generate)?;
-        let now = now_unix();
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("flotta-device-ca@{now}"));
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, ORGANIZATION);
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        params.serial_number = Some(random_serial());
-        set_validity(
-            &mut params,
-            now - seconds(BACKDATE),
-            now.saturating_add(seconds(CA_VALIDITY)),
-        );
-        let cert = params.self_signed(&key).map_err(generate)?;
-        Ok(IssuedCertificate {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
         })
     }
 
@@ -194,7 +163,7 @@ impl DeviceCa {
             .map_err(|e| invalid(format!("certificate: {e}")))?;
         let (_, cert) = x509_parser::parse_x509_certificate(&cert_der)
             .map_err(|e| invalid(format!("not an X.509 certificate: {e}")))?;
-        if cert.public_key().raw != key.subject_public_key_info().as_slice() {
+        if !x509::certifies_key(&cert, &key) {
             return Err(invalid("the certificate does not match the key".into()));
         }
         if !cert.is_ca() {
@@ -304,71 +273,58 @@ impl DeviceCa {
     /// A server certificate for the device listener covering `hosts` (DNS names or IP
     /// addresses).
     pub fn issue_server_certificate(&self, hosts: &[String]) -> Result<IssuedCertificate, CaError> {
-        let generate = |source| CaError::Generate {
+        x509::leaf_params(
+            &[
+                (DnType::CommonName, "flotta-edge-api"),
+                (DnType::OrganizationName, ORGANIZATION),
+            ],
+            hosts,
+            &[
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        )
+        .and_then(|params| self.issue_with_new_key(params, LEAF_VALIDITY))
+        .map_err(|source| CaError::Generate {
             what: "device API server certificate",
             source,
-        };
-        let mut params = CertificateParams::new(hosts.to_vec()).map_err(generate)?;
-        params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "flotta-edge-api");
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, ORGANIZATION);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        self.issue_with_new_key(params, LEAF_VALIDITY)
-            .map_err(generate)
+        })
     }
 
     /// A new bootstrap client certificate (`CN=register`).
     pub fn issue_bootstrap_certificate(&self) -> Result<IssuedCertificate, CaError> {
-        let generate = |source| CaError::Generate {
+        x509::leaf_params(
+            &[
+                (DnType::CommonName, BOOTSTRAP_COMMON_NAME),
+                (DnType::OrganizationName, ORGANIZATION),
+            ],
+            &[],
+            &[ExtendedKeyUsagePurpose::ClientAuth],
+        )
+        .and_then(|params| self.issue_with_new_key(params, LEAF_VALIDITY))
+        .map_err(|source| CaError::Generate {
             what: "bootstrap client certificate",
             source,
-        };
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, BOOTSTRAP_COMMON_NAME);
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, ORGANIZATION);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        self.issue_with_new_key(params, LEAF_VALIDITY)
-            .map_err(generate)
+        })
     }
 
     fn issue_with_new_key(
         &self,
-        mut params: CertificateParams,
+        params: CertificateParams,
         validity: Duration,
     ) -> Result<IssuedCertificate, rcgen::Error> {
-        let key = new_key()?;
-        self.prepare_leaf(&mut params, validity);
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(IssuedCertificate {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        x509::issue_with_new_key(&self.issuer, params, self.leaf_validity(validity))
     }
 
-    fn prepare_leaf(&self, params: &mut CertificateParams, validity: Duration) {
+    /// From [`BACKDATE`] ago to `validity` from now, but not after the CA.
+    fn leaf_validity(&self, validity: Duration) -> Validity {
         let now = now_unix();
-        params.serial_number = Some(random_serial());
-        params.use_authority_key_identifier_extension = true;
-        set_validity(
-            params,
-            now - seconds(BACKDATE),
-            now.saturating_add(seconds(validity))
+        Validity {
+            not_before: now - seconds(BACKDATE),
+            not_after: now
+                .saturating_add(seconds(validity))
                 .min(self.not_after.saturating_sub(1)),
-        );
+        }
     }
 
     /// Signs a device CSR (PEM): the CSR's signature is verified and only its public key is
@@ -383,26 +339,27 @@ impl DeviceCa {
     ) -> Result<String, CsrError> {
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(|e| CsrError::Invalid(e.to_string()))?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, device_id);
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, ORGANIZATION);
-        params
-            .distinguished_name
-            .push(DnType::OrganizationalUnitName, namespace);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ClientAuth,
-            ExtendedKeyUsagePurpose::ServerAuth,
-        ];
-        self.prepare_leaf(&mut params, validity);
-        let cert = params
-            .signed_by(&csr.public_key, &self.issuer)
-            .map_err(CsrError::Sign)?;
+        let cert = x509::leaf_params(
+            &[
+                (DnType::CommonName, device_id),
+                (DnType::OrganizationName, ORGANIZATION),
+                (DnType::OrganizationalUnitName, namespace),
+            ],
+            &[],
+            &[
+                ExtendedKeyUsagePurpose::ClientAuth,
+                ExtendedKeyUsagePurpose::ServerAuth,
+            ],
+        )
+        .and_then(|params| {
+            x509::sign_leaf(
+                &self.issuer,
+                params,
+                &csr.public_key,
+                self.leaf_validity(validity),
+            )
+        })
+        .map_err(CsrError::Sign)?;
         Ok(cert.pem())
     }
 }
@@ -482,7 +439,7 @@ fn bootstrap_problem(ca: &DeviceCa, files: &BootstrapFiles) -> Option<String> {
     let Ok(key) = KeyPair::from_pem(&key_pem) else {
         return Some("key.pem is not a PKCS#8 key".into());
     };
-    if cert.public_key().raw != key.subject_public_key_info().as_slice() {
+    if !x509::certifies_key(&cert, &key) {
         return Some("cert.pem does not match key.pem".into());
     }
     let common_name = cert
@@ -548,17 +505,6 @@ fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     out
 }
 
-fn new_key() -> Result<KeyPair, rcgen::Error> {
-    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-}
-
-fn random_serial() -> SerialNumber {
-    let mut bytes: [u8; 16] = rand::random();
-    // A positive, non-zero DER integer of full length.
-    bytes[0] = (bytes[0] & 0x7f) | 0x01;
-    SerialNumber::from_slice(&bytes)
-}
-
 fn now_unix() -> i64 {
     jiff::Timestamp::now().as_second()
 }
@@ -567,23 +513,17 @@ fn seconds(duration: Duration) -> i64 {
     i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// Sets the validity of `params` to `[from, to]` (Unix seconds, clamped to the epoch).
-pub(crate) fn set_validity(params: &mut CertificateParams, from: i64, to: i64) {
-    let epoch = rcgen::date_time_ymd(1970, 1, 1);
-    let at = |unix: i64| Duration::from_secs(u64::try_from(unix).unwrap_or(0));
-    params.not_before = epoch + at(from);
-    params.not_after = epoch + at(to);
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
     use base64::Engine as _;
     use flotta_api::store::memory::MemoryStore;
+    use rcgen::PublicKeyData as _;
     use x509_parser::extensions::ParsedExtension;
 
     use super::*;
+    use crate::x509::new_key;
 
     fn new_ca() -> DeviceCa {
         let generated = DeviceCa::generate().expect("CA");
@@ -592,18 +532,28 @@ mod tests {
 
     fn csr_for(key: &KeyPair, common_name: &str) -> String {
         let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
-        params
-            .distinguished_name
-            .push(DnType::OrganizationalUnitName, "attacker-chosen");
+        params.distinguished_name = x509::distinguished_name(&[
+            (DnType::CommonName, common_name),
+            (DnType::OrganizationalUnitName, "attacker-chosen"),
+        ]);
         params
             .serialize_request(key)
             .expect("CSR")
             .pem()
             .expect("PEM")
+    }
+
+    /// A device certificate that `ca` signed for the CSR of a new key.
+    fn device_certificate(ca: &DeviceCa) -> CertificateDer<'static> {
+        let pem = ca
+            .sign_csr(
+                &csr_for(&new_key().expect("key"), "d"),
+                "d",
+                "default",
+                DEFAULT_DEVICE_CERT_VALIDITY,
+            )
+            .expect("signed");
+        CertificateDer::from_pem_slice(pem.as_bytes()).expect("PEM")
     }
 
     struct Parsed {
@@ -749,16 +699,7 @@ mod tests {
         let again = DeviceCa::load_or_create(&store).await.expect("again");
         assert_eq!(again.certificate_pem(), a.certificate_pem());
         // What one replica signs, another verifies.
-        let pem = a
-            .sign_csr(
-                &csr_for(&new_key().expect("key"), "d"),
-                "d",
-                "default",
-                DEFAULT_DEVICE_CERT_VALIDITY,
-            )
-            .expect("signed");
-        let der = CertificateDer::from_pem_slice(pem.as_bytes()).expect("PEM");
-        assert!(b.signed(&der));
+        assert!(b.signed(&device_certificate(&a)));
     }
 
     #[tokio::test]
@@ -796,16 +737,7 @@ mod tests {
         );
         fs::write(&key_path, sec1_pem).expect("write");
         let sec1_ca = DeviceCa::from_files(&cert_path, &key_path).expect("SEC1 CA");
-        let pem = sec1_ca
-            .sign_csr(
-                &csr_for(&new_key().expect("key"), "d"),
-                "d",
-                "default",
-                DEFAULT_DEVICE_CERT_VALIDITY,
-            )
-            .expect("signed");
-        let der = CertificateDer::from_pem_slice(pem.as_bytes()).expect("PEM");
-        assert!(pkcs8.signed(&der));
+        assert!(pkcs8.signed(&device_certificate(&sec1_ca)));
 
         // A key that does not belong to the certificate.
         fs::write(&key_path, DeviceCa::generate().expect("other").key_pem).expect("write");
