@@ -3,11 +3,11 @@
 //! preconditions, the status subresource, finalizer-aware delete, and validation.
 //! Reads and writes go through [`Store`]; HTTP lives in the handlers.
 
-use flotta_api::store::{KeyValue, Store, StoreError};
+use flotta_api::store::{KeyValue, Revision, Store, StoreError};
 use flotta_api::validation::{FieldError, FieldErrorKind};
 use serde_json::{Value, json};
 
-use super::error::{ApiError, OPTIMISTIC_LOCK, Target};
+use super::error::{ApiError, Target};
 use super::object;
 use super::request::{FieldValidation, QueryOptions};
 use super::resource::ResourceDef;
@@ -83,14 +83,23 @@ impl<'a> Collection<'a> {
 
     /// Reads one object.
     pub async fn get(&self, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
-        let target = self.target(name);
+        let (_, object) = self
+            .read_stored(&self.key(namespace, name), &self.target(name))
+            .await?;
+        Ok(object)
+    }
+
+    /// The stored entry at `key` and the object it decodes to (with its
+    /// `resourceVersion`); `NotFound` about `target` when there is none.
+    async fn read_stored(&self, key: &str, target: &Target) -> Result<(KeyValue, Value), ApiError> {
         let kv = self
             .store
-            .get(&self.key(namespace, name))
+            .get(key)
             .await
-            .map_err(|e| ApiError::from_store(e, &target))?
-            .ok_or(ApiError::NotFound(target))?;
-        self.decode(&kv)
+            .map_err(|e| ApiError::from_store(e, target))?
+            .ok_or_else(|| ApiError::NotFound(target.clone()))?;
+        let object = self.decode(&kv)?;
+        Ok((kv, object))
     }
 
     /// Checks a body's `apiVersion`/`kind` and sets them.
@@ -260,7 +269,7 @@ impl<'a> Collection<'a> {
                 return Err(ApiError::AlreadyExists(target));
             }
             let mut object = canonical;
-            object::meta_mut(&mut object).insert("resourceVersion".into(), json!(""));
+            set_resource_version(&mut object, String::new());
             return Ok(Written { object, warnings });
         }
         let bytes = encode(&canonical)?;
@@ -270,7 +279,7 @@ impl<'a> Collection<'a> {
             .await
             .map_err(|e| ApiError::from_store(e, &target))?;
         let mut object = canonical;
-        object::meta_mut(&mut object).insert("resourceVersion".into(), json!(rev.to_string()));
+        set_resource_version(&mut object, rev.to_string());
         Ok(Written { object, warnings })
     }
 
@@ -291,25 +300,11 @@ impl<'a> Collection<'a> {
         let target = self.target(name);
         let key = self.key(namespace, name);
         for _ in 0..MAX_RETRIES {
-            let kv = self
-                .store
-                .get(&key)
-                .await
-                .map_err(|e| ApiError::from_store(e, &target))?
-                .ok_or_else(|| ApiError::NotFound(target.clone()))?;
-            let current = self.decode(&kv)?;
+            let (kv, current) = self.read_stored(&key, &target).await?;
             let mut desired = change(&current)?;
             self.check_type(&mut desired)?;
             if let Some(uid) = object::meta_str(&desired, "uid").filter(|u| !u.is_empty()) {
-                let current_uid = object::meta_str(&current, "uid").unwrap_or_default();
-                if uid != current_uid {
-                    return Err(ApiError::Conflict {
-                        target: target.clone(),
-                        message: format!(
-                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {current_uid}"
-                        ),
-                    });
-                }
+                check_uid_precondition(uid, &current, &target)?;
             }
             let mut warnings = Vec::new();
             let next = self.next_state(&current, desired, subresource, opts, &mut warnings)?;
@@ -321,14 +316,10 @@ impl<'a> Collection<'a> {
                     warnings,
                 });
             }
-            let being_deleted = next
-                .get("metadata")
-                .and_then(|m| m.get("deletionTimestamp"))
-                .is_some_and(|t| !t.is_null());
+            let being_deleted = marked_for_deletion(&next);
             if opts.dry_run {
                 let mut object = next;
-                object::meta_mut(&mut object)
-                    .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+                set_resource_version(&mut object, kv.mod_revision.to_string());
                 return Ok(Written { object, warnings });
             }
             let result = if being_deleted && object::finalizers(&next).is_empty() {
@@ -338,21 +329,13 @@ impl<'a> Collection<'a> {
                     .update(&key, encode(&next)?, kv.mod_revision)
                     .await
             };
-            match result {
-                Ok(rev) => {
-                    let mut object = next;
-                    object::meta_mut(&mut object)
-                        .insert("resourceVersion".into(), json!(rev.to_string()));
-                    return Ok(Written { object, warnings });
-                }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(ApiError::from_store(e, &target)),
+            if let Some(rev) = landed(result, &target)? {
+                let mut object = next;
+                set_resource_version(&mut object, rev.to_string());
+                return Ok(Written { object, warnings });
             }
         }
-        Err(ApiError::Conflict {
-            target,
-            message: OPTIMISTIC_LOCK.into(),
-        })
+        Err(ApiError::optimistic_lock(target))
     }
 
     /// The object that results from writing `desired` over `current` through the main
@@ -400,11 +383,7 @@ impl<'a> Collection<'a> {
                     }
                 }
             }
-            let stale_deletion = current
-                .get("metadata")
-                .and_then(|m| m.get("deletionTimestamp"))
-                .is_some_and(|t| !t.is_null());
-            if stale_deletion {
+            if marked_for_deletion(current) {
                 let old = object::finalizers(current);
                 let added: Vec<String> = object::finalizers(&desired)
                     .into_iter()
@@ -473,10 +452,7 @@ impl<'a> Collection<'a> {
         let target = self.target(name);
         self.update_with(namespace, name, subresource, opts, |current| {
             if object::meta_str(current, "resourceVersion") != Some(rv.as_str()) {
-                return Err(ApiError::Conflict {
-                    target: target.clone(),
-                    message: OPTIMISTIC_LOCK.into(),
-                });
+                return Err(ApiError::optimistic_lock(target.clone()));
             }
             Ok(body.clone())
         })
@@ -495,61 +471,40 @@ impl<'a> Collection<'a> {
         let target = self.target(name);
         let key = self.key(namespace, name);
         for _ in 0..MAX_RETRIES {
-            let kv = self
-                .store
-                .get(&key)
-                .await
-                .map_err(|e| ApiError::from_store(e, &target))?
-                .ok_or_else(|| ApiError::NotFound(target.clone()))?;
-            let current = self.decode(&kv)?;
+            let (kv, current) = self.read_stored(&key, &target).await?;
             options.check_preconditions(&current, &target)?;
             let finalizers = object::finalizers(&current);
             if !finalizers.is_empty() {
-                let marked = current
-                    .get("metadata")
-                    .and_then(|m| m.get("deletionTimestamp"))
-                    .is_some_and(|t| !t.is_null());
+                let marked = marked_for_deletion(&current);
                 if marked || dry_run {
                     let mut object = current;
                     if !marked {
-                        let meta = object::meta_mut(&mut object);
-                        meta.insert("deletionTimestamp".into(), json!(object::now()));
-                        meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+                        mark_for_deletion(&mut object);
                     }
                     return Ok(Deleted::Pending(object));
                 }
                 let mut next = current.clone();
-                let meta = object::meta_mut(&mut next);
-                meta.insert("deletionTimestamp".into(), json!(object::now()));
-                meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-                meta.remove("resourceVersion");
-                match self
+                mark_for_deletion(&mut next);
+                object::meta_mut(&mut next).remove("resourceVersion");
+                let result = self
                     .store
                     .update(&key, encode(&next)?, kv.mod_revision)
-                    .await
-                {
-                    Ok(rev) => {
-                        object::meta_mut(&mut next)
-                            .insert("resourceVersion".into(), json!(rev.to_string()));
-                        return Ok(Deleted::Pending(next));
-                    }
-                    Err(StoreError::Conflict { .. }) => continue,
-                    Err(e) => return Err(ApiError::from_store(e, &target)),
+                    .await;
+                if let Some(rev) = landed(result, &target)? {
+                    set_resource_version(&mut next, rev.to_string());
+                    return Ok(Deleted::Pending(next));
                 }
+                continue;
             }
             if dry_run {
                 return Ok(Deleted::Gone(current));
             }
-            match self.store.delete(&key, kv.mod_revision).await {
-                Ok(_) => return Ok(Deleted::Gone(current)),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(ApiError::from_store(e, &target)),
+            let result = self.store.delete(&key, kv.mod_revision).await;
+            if landed(result, &target)?.is_some() {
+                return Ok(Deleted::Gone(current));
             }
         }
-        Err(ApiError::Conflict {
-            target,
-            message: OPTIMISTIC_LOCK.into(),
-        })
+        Err(ApiError::optimistic_lock(target))
     }
 }
 
@@ -612,15 +567,7 @@ impl DeleteOptions {
 
     fn check_preconditions(&self, current: &Value, target: &Target) -> Result<(), ApiError> {
         if let Some(uid) = &self.uid {
-            let current_uid = object::meta_str(current, "uid").unwrap_or_default();
-            if uid != current_uid {
-                return Err(ApiError::Conflict {
-                    target: target.clone(),
-                    message: format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {current_uid}"
-                    ),
-                });
-            }
+            check_uid_precondition(uid, current, target)?;
         }
         if let Some(rv) = &self.resource_version {
             let current_rv = object::meta_str(current, "resourceVersion").unwrap_or_default();
@@ -637,6 +584,52 @@ impl DeleteOptions {
     }
 }
 
+/// The outcome of one compare-and-swap write: the new revision when it landed, `None`
+/// when another writer got in first (read again and retry), an error otherwise.
+fn landed(
+    result: Result<Revision, StoreError>,
+    target: &Target,
+) -> Result<Option<Revision>, ApiError> {
+    match result {
+        Ok(rev) => Ok(Some(rev)),
+        Err(StoreError::Conflict { .. }) => Ok(None),
+        Err(e) => Err(ApiError::from_store(e, target)),
+    }
+}
+
+/// Sets `metadata.resourceVersion`, which the store keeps outside the object.
+fn set_resource_version(obj: &mut Value, resource_version: String) {
+    object::meta_mut(obj).insert("resourceVersion".into(), json!(resource_version));
+}
+
+/// Fails with a conflict unless `current` has the UID `uid` (a client's precondition).
+fn check_uid_precondition(uid: &str, current: &Value, target: &Target) -> Result<(), ApiError> {
+    let current_uid = object::meta_str(current, "uid").unwrap_or_default();
+    if uid != current_uid {
+        return Err(ApiError::Conflict {
+            target: target.clone(),
+            message: format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {current_uid}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `obj` carries a `deletionTimestamp`, i.e. is being deleted.
+fn marked_for_deletion(obj: &Value) -> bool {
+    obj.get("metadata")
+        .and_then(|m| m.get("deletionTimestamp"))
+        .is_some_and(|t| !t.is_null())
+}
+
+/// Marks `obj` as being deleted now, with no grace period.
+fn mark_for_deletion(obj: &mut Value) {
+    let meta = object::meta_mut(obj);
+    meta.insert("deletionTimestamp".into(), json!(object::now()));
+    meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+}
+
 /// Decodes stored bytes and sets `metadata.resourceVersion` to `revision`.
 pub(crate) fn decode_at(kv: &KeyValue, revision: u64) -> Result<Value, ApiError> {
     let mut obj: Value = serde_json::from_slice(&kv.value)
@@ -647,7 +640,7 @@ pub(crate) fn decode_at(kv: &KeyValue, revision: u64) -> Result<Value, ApiError>
             kv.key
         )));
     }
-    object::meta_mut(&mut obj).insert("resourceVersion".into(), json!(revision.to_string()));
+    set_resource_version(&mut obj, revision.to_string());
     Ok(obj)
 }
 

@@ -196,15 +196,21 @@ impl ApiError {
         status
     }
 
+    /// The conflict answered when the object changed under a write: a stale
+    /// `resourceVersion`, or more concurrent writers than the write retries outlast.
+    pub fn optimistic_lock(target: Target) -> Self {
+        ApiError::Conflict {
+            target,
+            message: OPTIMISTIC_LOCK.into(),
+        }
+    }
+
     /// Maps a store failure about `target`.
     pub fn from_store(err: StoreError, target: &Target) -> Self {
         match err {
             StoreError::NotFound(_) => ApiError::NotFound(target.clone()),
             StoreError::AlreadyExists(_) => ApiError::AlreadyExists(target.clone()),
-            StoreError::Conflict { .. } => ApiError::Conflict {
-                target: target.clone(),
-                message: OPTIMISTIC_LOCK.into(),
-            },
+            StoreError::Conflict { .. } => ApiError::optimistic_lock(target.clone()),
             StoreError::Compacted {
                 requested,
                 compacted,
@@ -222,7 +228,7 @@ impl ApiError {
 }
 
 /// The message of a failed resourceVersion precondition, as Kubernetes words it.
-pub const OPTIMISTIC_LOCK: &str =
+const OPTIMISTIC_LOCK: &str =
     "the object has been modified; please apply your changes to the latest version and try again";
 
 impl IntoResponse for ApiError {

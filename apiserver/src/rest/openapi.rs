@@ -643,35 +643,204 @@ fn tag(def: &ResourceDef) -> String {
     format!("{lowered}_{}", def.version)
 }
 
-fn response(code: &'static str, description: &'static str, definition: Option<&str>) -> Response {
-    Response {
-        code,
-        description,
-        definition: definition.map(str::to_string),
-    }
+/// `200 OK`.
+const OK: (&str, &str) = ("200", "OK");
+/// `201 Created`.
+const CREATED: (&str, &str) = ("201", "Created");
+/// `202 Accepted`.
+const ACCEPTED: (&str, &str) = ("202", "Accepted");
+
+/// The responses of an operation: each of `codes` answering with `definition`, then
+/// `401 Unauthorized` (which has no body schema).
+fn responses(definition: &str, codes: &[(&'static str, &'static str)]) -> Vec<Response> {
+    codes
+        .iter()
+        .map(|&(code, description)| Response {
+            code,
+            description,
+            definition: Some(definition.to_string()),
+        })
+        .chain([Response {
+            code: "401",
+            description: "Unauthorized",
+            definition: None,
+        }])
+        .collect()
 }
 
-fn unauthorized() -> Response {
-    response("401", "Unauthorized", None)
+/// A request body of `definition` in `content_types`.
+fn request_body(
+    definition: &str,
+    content_types: &'static [&'static str],
+    required: bool,
+) -> Option<RequestBody> {
+    Some(RequestBody {
+        definition: definition.to_string(),
+        content_types,
+        required,
+    })
 }
 
 fn params(groups: &[&[Param]]) -> Vec<Param> {
     groups.iter().flat_map(|g| g.iter().copied()).collect()
 }
 
+/// What an item operation acts on: the object itself or its status subresource.
+#[derive(Debug, Clone, Copy)]
+struct Subject {
+    /// Appended to the operation id.
+    suffix: &'static str,
+    /// How the description names it, before the kind.
+    phrase: &'static str,
+}
+
+/// The object at `…/{name}`.
+const OBJECT: Subject = Subject {
+    suffix: "",
+    phrase: "the specified",
+};
+/// The status subresource at `…/{name}/status`.
+const STATUS: Subject = Subject {
+    suffix: "Status",
+    phrase: "status of the specified",
+};
+
+/// The operations of one kind, with the naming and definitions they share.
+struct KindOperations<'a> {
+    def: &'a ResourceDef,
+    /// Group and version as operation ids spell them (`ToysExampleComV1alpha1`).
+    gv: String,
+    /// `Namespaced` for namespaced kinds, empty otherwise.
+    scope: &'static str,
+    kind_def: String,
+    list_def: String,
+}
+
+impl<'a> KindOperations<'a> {
+    fn new(def: &'a ResourceDef) -> Self {
+        KindOperations {
+            def,
+            gv: format!("{}{}", camel(group_or_core(def)), camel(def.version)),
+            scope: if def.namespaced { "Namespaced" } else { "" },
+            kind_def: definition_name(def),
+            list_def: list_definition_name(def),
+        }
+    }
+
+    /// `<verb><Group><Version>[Namespaced]<Kind><suffix>`, upstream's operation ids.
+    fn id(&self, verb: &str, suffix: &str) -> String {
+        format!("{verb}{}{}{}{suffix}", self.gv, self.scope, self.def.kind)
+    }
+
+    /// List or watch, in the kind's scope or (`all_namespaces`) across namespaces.
+    fn list(&self, all_namespaces: bool) -> Operation {
+        let kind = self.def.kind;
+        let (operation_id, description) = if all_namespaces {
+            (
+                format!("list{}{kind}ForAllNamespaces", self.gv),
+                format!("list or watch objects of kind {kind} in all namespaces"),
+            )
+        } else {
+            (
+                self.id("list", ""),
+                format!("list or watch objects of kind {kind}"),
+            )
+        };
+        Operation {
+            method: "get",
+            operation_id,
+            description,
+            action: "list",
+            params: LIST_PARAMS.to_vec(),
+            body: None,
+            responses: responses(&self.list_def, &[OK]),
+            produces: &PRODUCES_LIST,
+        }
+    }
+
+    fn create(&self) -> Operation {
+        Operation {
+            method: "post",
+            operation_id: self.id("create", ""),
+            description: format!("create a {}", self.def.kind),
+            action: "post",
+            params: WRITE_PARAMS.to_vec(),
+            body: request_body(&self.kind_def, &ANY_CONTENT, true),
+            responses: responses(&self.kind_def, &[OK, CREATED, ACCEPTED]),
+            produces: &PRODUCES,
+        }
+    }
+
+    fn delete_collection(&self) -> Operation {
+        let kind = self.def.kind;
+        Operation {
+            method: "delete",
+            operation_id: format!("delete{}Collection{}{kind}", self.gv, self.scope),
+            description: format!("delete a collection of {kind}"),
+            action: "deletecollection",
+            params: params(&[&DELETE_PARAMS, &LIST_PARAMS]),
+            body: request_body(&meta_name("DeleteOptions"), &ANY_CONTENT, false),
+            responses: responses(&meta_name("Status"), &[OK]),
+            produces: &PRODUCES,
+        }
+    }
+
+    /// Read, replace and partially update `subject`: the operations the object and its
+    /// status share.
+    fn item(&self, subject: Subject) -> Vec<Operation> {
+        let Subject { suffix, phrase } = subject;
+        let kind = self.def.kind;
+        vec![
+            Operation {
+                method: "get",
+                operation_id: self.id("read", suffix),
+                description: format!("read {phrase} {kind}"),
+                action: "get",
+                params: Vec::new(),
+                body: None,
+                responses: responses(&self.kind_def, &[OK]),
+                produces: &PRODUCES,
+            },
+            Operation {
+                method: "put",
+                operation_id: self.id("replace", suffix),
+                description: format!("replace {phrase} {kind}"),
+                action: "put",
+                params: WRITE_PARAMS.to_vec(),
+                body: request_body(&self.kind_def, &ANY_CONTENT, true),
+                responses: responses(&self.kind_def, &[OK, CREATED]),
+                produces: &PRODUCES,
+            },
+            Operation {
+                method: "patch",
+                operation_id: self.id("patch", suffix),
+                description: format!("partially update {phrase} {kind}"),
+                action: "patch",
+                params: PATCH_PARAMS.to_vec(),
+                body: request_body(&meta_name("Patch"), &PATCH_TYPES, true),
+                responses: responses(&self.kind_def, &[OK, CREATED]),
+                produces: &PRODUCES,
+            },
+        ]
+    }
+
+    fn delete(&self) -> Operation {
+        Operation {
+            method: "delete",
+            operation_id: self.id("delete", ""),
+            description: format!("delete a {}", self.def.kind),
+            action: "delete",
+            params: DELETE_PARAMS.to_vec(),
+            body: request_body(&meta_name("DeleteOptions"), &ANY_CONTENT, false),
+            responses: responses(&meta_name("Status"), &[OK, ACCEPTED]),
+            produces: &PRODUCES,
+        }
+    }
+}
+
 /// The paths and operations of one kind.
 fn path_items(def: &ResourceDef) -> Vec<PathItem> {
-    let kind_def = definition_name(def);
-    let list_def = list_definition_name(def);
-    let patch_def = meta_name("Patch");
-    let status_def = meta_name("Status");
-    let delete_options_def = meta_name("DeleteOptions");
-
-    let gv = format!("{}{}", camel(group_or_core(def)), camel(def.version));
-    let scope = if def.namespaced { "Namespaced" } else { "" };
-    let id = |verb: &str, suffix: &str| format!("{verb}{gv}{scope}{}{suffix}", def.kind);
-    let kind = def.kind;
-
+    let ops = KindOperations::new(def);
     let base = format!("/{}", gv_path(def.group, def.version));
     let collection = if def.namespaced {
         format!("{base}/namespaces/{{namespace}}/{}", def.plural)
@@ -685,198 +854,33 @@ fn path_items(def: &ResourceDef) -> Vec<PathItem> {
     };
     let mut item_params = vec![NAME];
     item_params.extend(scope_params.iter().copied());
+    let mut item_operations = ops.item(OBJECT);
+    item_operations.push(ops.delete());
 
     let mut items = vec![
         PathItem {
             path: collection.clone(),
             params: scope_params,
-            operations: vec![
-                Operation {
-                    method: "get",
-                    operation_id: id("list", ""),
-                    description: format!("list or watch objects of kind {kind}"),
-                    action: "list",
-                    params: LIST_PARAMS.to_vec(),
-                    body: None,
-                    responses: vec![response("200", "OK", Some(&list_def)), unauthorized()],
-                    produces: &PRODUCES_LIST,
-                },
-                Operation {
-                    method: "post",
-                    operation_id: id("create", ""),
-                    description: format!("create a {kind}"),
-                    action: "post",
-                    params: WRITE_PARAMS.to_vec(),
-                    body: Some(RequestBody {
-                        definition: kind_def.clone(),
-                        content_types: &ANY_CONTENT,
-                        required: true,
-                    }),
-                    responses: vec![
-                        response("200", "OK", Some(&kind_def)),
-                        response("201", "Created", Some(&kind_def)),
-                        response("202", "Accepted", Some(&kind_def)),
-                        unauthorized(),
-                    ],
-                    produces: &PRODUCES,
-                },
-                Operation {
-                    method: "delete",
-                    operation_id: format!("delete{gv}Collection{scope}{kind}"),
-                    description: format!("delete a collection of {kind}"),
-                    action: "deletecollection",
-                    params: params(&[&DELETE_PARAMS, &LIST_PARAMS]),
-                    body: Some(RequestBody {
-                        definition: delete_options_def.clone(),
-                        content_types: &ANY_CONTENT,
-                        required: false,
-                    }),
-                    responses: vec![response("200", "OK", Some(&status_def)), unauthorized()],
-                    produces: &PRODUCES,
-                },
-            ],
+            operations: vec![ops.list(false), ops.create(), ops.delete_collection()],
         },
         PathItem {
             path: format!("{collection}/{{name}}"),
             params: item_params.clone(),
-            operations: vec![
-                Operation {
-                    method: "get",
-                    operation_id: id("read", ""),
-                    description: format!("read the specified {kind}"),
-                    action: "get",
-                    params: Vec::new(),
-                    body: None,
-                    responses: vec![response("200", "OK", Some(&kind_def)), unauthorized()],
-                    produces: &PRODUCES,
-                },
-                Operation {
-                    method: "put",
-                    operation_id: id("replace", ""),
-                    description: format!("replace the specified {kind}"),
-                    action: "put",
-                    params: WRITE_PARAMS.to_vec(),
-                    body: Some(RequestBody {
-                        definition: kind_def.clone(),
-                        content_types: &ANY_CONTENT,
-                        required: true,
-                    }),
-                    responses: vec![
-                        response("200", "OK", Some(&kind_def)),
-                        response("201", "Created", Some(&kind_def)),
-                        unauthorized(),
-                    ],
-                    produces: &PRODUCES,
-                },
-                Operation {
-                    method: "patch",
-                    operation_id: id("patch", ""),
-                    description: format!("partially update the specified {kind}"),
-                    action: "patch",
-                    params: PATCH_PARAMS.to_vec(),
-                    body: Some(RequestBody {
-                        definition: patch_def.clone(),
-                        content_types: &PATCH_TYPES,
-                        required: true,
-                    }),
-                    responses: vec![
-                        response("200", "OK", Some(&kind_def)),
-                        response("201", "Created", Some(&kind_def)),
-                        unauthorized(),
-                    ],
-                    produces: &PRODUCES,
-                },
-                Operation {
-                    method: "delete",
-                    operation_id: id("delete", ""),
-                    description: format!("delete a {kind}"),
-                    action: "delete",
-                    params: DELETE_PARAMS.to_vec(),
-                    body: Some(RequestBody {
-                        definition: delete_options_def,
-                        content_types: &ANY_CONTENT,
-                        required: false,
-                    }),
-                    responses: vec![
-                        response("200", "OK", Some(&status_def)),
-                        response("202", "Accepted", Some(&status_def)),
-                        unauthorized(),
-                    ],
-                    produces: &PRODUCES,
-                },
-            ],
+            operations: item_operations,
         },
     ];
-
     if def.has_status {
         items.push(PathItem {
             path: format!("{collection}/{{name}}/status"),
             params: item_params,
-            operations: vec![
-                Operation {
-                    method: "get",
-                    operation_id: id("read", "Status"),
-                    description: format!("read status of the specified {kind}"),
-                    action: "get",
-                    params: Vec::new(),
-                    body: None,
-                    responses: vec![response("200", "OK", Some(&kind_def)), unauthorized()],
-                    produces: &PRODUCES,
-                },
-                Operation {
-                    method: "put",
-                    operation_id: id("replace", "Status"),
-                    description: format!("replace status of the specified {kind}"),
-                    action: "put",
-                    params: WRITE_PARAMS.to_vec(),
-                    body: Some(RequestBody {
-                        definition: kind_def.clone(),
-                        content_types: &ANY_CONTENT,
-                        required: true,
-                    }),
-                    responses: vec![
-                        response("200", "OK", Some(&kind_def)),
-                        response("201", "Created", Some(&kind_def)),
-                        unauthorized(),
-                    ],
-                    produces: &PRODUCES,
-                },
-                Operation {
-                    method: "patch",
-                    operation_id: id("patch", "Status"),
-                    description: format!("partially update status of the specified {kind}"),
-                    action: "patch",
-                    params: PATCH_PARAMS.to_vec(),
-                    body: Some(RequestBody {
-                        definition: patch_def,
-                        content_types: &PATCH_TYPES,
-                        required: true,
-                    }),
-                    responses: vec![
-                        response("200", "OK", Some(&kind_def)),
-                        response("201", "Created", Some(&kind_def)),
-                        unauthorized(),
-                    ],
-                    produces: &PRODUCES,
-                },
-            ],
+            operations: ops.item(STATUS),
         });
     }
-
     if def.namespaced {
         items.push(PathItem {
             path: format!("{base}/{}", def.plural),
             params: vec![PRETTY],
-            operations: vec![Operation {
-                method: "get",
-                operation_id: format!("list{gv}{}ForAllNamespaces", def.kind),
-                description: format!("list or watch objects of kind {kind} in all namespaces"),
-                action: "list",
-                params: LIST_PARAMS.to_vec(),
-                body: None,
-                responses: vec![response("200", "OK", Some(&list_def)), unauthorized()],
-                produces: &PRODUCES_LIST,
-            }],
+            operations: vec![ops.list(true)],
         });
     }
     items
@@ -896,6 +900,19 @@ impl Dialect {
             Dialect::OpenApi3 => V3_REF,
         };
         json!({"$ref": format!("{prefix}{definition}")})
+    }
+
+    /// A v3 `content` map: each of `content_types` carrying a `definition` schema.
+    fn content(self, content_types: &[&str], definition: &str) -> Map<String, Value> {
+        content_types
+            .iter()
+            .map(|ct| {
+                (
+                    (*ct).to_string(),
+                    json!({"schema": self.reference(definition)}),
+                )
+            })
+            .collect()
     }
 
     fn param(self, p: &Param) -> Value {
@@ -931,16 +948,7 @@ impl Dialect {
         let mut parameters: Vec<Value> = op.params.iter().map(|p| self.param(p)).collect();
         match (self, &op.body) {
             (Dialect::OpenApi3, Some(body)) => {
-                let content: Map<String, Value> = body
-                    .content_types
-                    .iter()
-                    .map(|ct| {
-                        (
-                            (*ct).to_string(),
-                            json!({"schema": self.reference(&body.definition)}),
-                        )
-                    })
-                    .collect();
+                let content = self.content(body.content_types, &body.definition);
                 out.insert(
                     "requestBody".into(),
                     json!({"content": content, "required": body.required}),
@@ -978,16 +986,7 @@ impl Dialect {
                             map.insert("schema".into(), self.reference(definition));
                         }
                         Dialect::OpenApi3 => {
-                            let content: Map<String, Value> = op
-                                .produces
-                                .iter()
-                                .map(|ct| {
-                                    (
-                                        (*ct).to_string(),
-                                        json!({"schema": self.reference(definition)}),
-                                    )
-                                })
-                                .collect();
+                            let content = self.content(op.produces, definition);
                             map.insert("content".into(), Value::Object(content));
                         }
                     }

@@ -7,7 +7,7 @@ use flotta_api::validation::{FieldError, FieldErrorKind};
 use serde_json::Value;
 
 use super::collection::{Collection, Written};
-use super::error::{ApiError, OPTIMISTIC_LOCK};
+use super::error::ApiError;
 use super::object;
 use super::request::QueryOptions;
 
@@ -116,10 +116,7 @@ impl Collection<'_> {
             let patched = patch.apply(current)?;
             let wanted = object::meta_str(&patched, "resourceVersion");
             if wanted.is_some_and(|rv| Some(rv) != object::meta_str(current, "resourceVersion")) {
-                return Err(ApiError::Conflict {
-                    target: target.clone(),
-                    message: OPTIMISTIC_LOCK.into(),
-                });
+                return Err(ApiError::optimistic_lock(target.clone()));
             }
             Ok(patched)
         })
