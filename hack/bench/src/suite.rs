@@ -231,9 +231,9 @@ mod tests {
 
     #[tokio::test]
     async fn etcd_runs_on_the_data_root_and_is_gone_after_the_run() {
-        // A directory on the repository's disk, as the benchmark uses (not tmpfs).
-        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
-        let root = tempfile::tempdir_in(&target).unwrap();
+        // A directory on the repository's disk, as the benchmark uses (not tmpfs), that
+        // exists wherever the target directory is.
+        let root = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
         let etcd = start_etcd(root.path()).await.unwrap();
         let dir = etcd.dir().to_owned();
         let pid = etcd.pid().unwrap();
