@@ -110,6 +110,11 @@ pub enum StoreError {
     /// A watcher fell too far behind and was dropped.
     #[error("watcher fell behind and was dropped")]
     WatcherLagged,
+    /// The write (its key and value) is larger than the backend accepts, e.g. etcd's
+    /// request limit (`--max-request-bytes`, 1.5 MiB by default). Retrying cannot help;
+    /// the REST layer answers 413 RequestEntityTooLarge.
+    #[error("too large for the store: {0}")]
+    TooLarge(String),
     /// The backend failed (I/O, corruption, unreachable).
     #[error("store backend failed: {0}")]
     Backend(String),

@@ -23,7 +23,7 @@ use flotta_controllers::{
 use futures::StreamExt;
 use serde_json::Value;
 
-use crate::election::Election;
+use crate::election::{Election, Leadership};
 use crate::rest::collection::{Collection, DeleteOptions, decode_at};
 use crate::rest::error::ApiError;
 use crate::rest::filter::Filter;
@@ -60,17 +60,22 @@ pub async fn run(
         running.store(false, Ordering::SeqCst);
         return;
     };
-    let lead = move |mut leading: tokio::sync::watch::Receiver<bool>| {
+    let lead = move |mut leading: tokio::sync::watch::Receiver<Leadership>| {
         let controllers = flotta_controllers::start(objects.clone(), config.clone());
         let running = running.clone();
         running.store(true, Ordering::SeqCst);
         async move {
-            while *leading.borrow_and_update() {
+            while *leading.borrow_and_update() == Leadership::Leading {
                 if leading.changed().await.is_err() {
                     break;
                 }
             }
-            controllers.shutdown().await;
+            // A lost lease must stop the writes before the next leader can start.
+            let end = *leading.borrow();
+            match end {
+                Leadership::Stopping => controllers.shutdown().await,
+                Leadership::Leading | Leadership::Lost => controllers.abort().await,
+            }
             running.store(false, Ordering::SeqCst);
         }
     };
@@ -151,6 +156,7 @@ fn client_error(error: ApiError) -> ClientError {
 fn store_error(error: StoreError) -> ClientError {
     match error {
         StoreError::Compacted { .. } => ClientError::Expired(error.to_string()),
+        StoreError::TooLarge(_) => ClientError::Invalid(error.to_string()),
         other => ClientError::Unavailable(other.to_string()),
     }
 }

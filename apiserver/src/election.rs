@@ -89,6 +89,18 @@ struct LeaseRecord {
     leader_transitions: u64,
 }
 
+/// Where a term of leadership stands, as the `lead` callback of [`Election::run`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leadership {
+    /// This replica leads.
+    Leading,
+    /// The lease was lost (or could not be renewed in time): stop at once, another replica
+    /// may take over.
+    Lost,
+    /// The process is shutting down: finish cleanly; the lease is released afterwards.
+    Stopping,
+}
+
 /// What this replica last saw of the lease.
 #[derive(Debug, Clone)]
 struct Observed {
@@ -124,21 +136,27 @@ impl Election {
     }
 
     /// Campaigns until `shutdown` completes. Each time this replica becomes the leader it
-    /// calls `lead` with a receiver that turns `false` when leadership is lost, and waits for
-    /// the returned future before campaigning again; on shutdown it waits for the current
-    /// term's future, then releases the lease.
+    /// calls `lead` with a receiver that leaves [`Leadership::Leading`] when the term ends,
+    /// and waits for the returned future before campaigning again; on shutdown it waits for
+    /// the current term's future, then releases the lease.
+    ///
+    /// A leader steps down once it has not renewed for `renew_deadline`, counted from when
+    /// its last successful renewal was *sent*; a candidate waits a whole lease duration
+    /// from when it *saw* that renewal. The `lead` future must therefore stop quickly on
+    /// [`Leadership::Lost`].
     pub async fn run<F, Fut>(self, mut lead: F, shutdown: impl Future<Output = ()>)
     where
-        F: FnMut(watch::Receiver<bool>) -> Fut,
+        F: FnMut(watch::Receiver<Leadership>) -> Fut,
         Fut: Future<Output = ()>,
     {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut observed: Option<Observed> = None;
         loop {
             // Campaign.
-            let revision = loop {
+            let (revision, acquired) = loop {
+                let attempt = Instant::now();
                 match self.try_acquire(&mut observed).await {
-                    Ok(Some(revision)) => break revision,
+                    Ok(Some(revision)) => break (revision, attempt),
                     Ok(None) => {}
                     Err(error) => {
                         tracing::warn!(%error, key = %self.key, "leader election: cannot read or write the lease");
@@ -150,9 +168,9 @@ impl Election {
                 }
             };
             tracing::info!(identity = %self.config.identity, "leader election: this replica leads");
-            let (leading_tx, leading_rx) = watch::channel(true);
+            let (leading_tx, leading_rx) = watch::channel(Leadership::Leading);
             let term = lead(leading_rx);
-            let keep = self.keep(revision);
+            let keep = self.keep(revision, acquired);
             let mut term = std::pin::pin!(term);
             let mut keep = std::pin::pin!(keep);
             let stopping = tokio::select! {
@@ -164,7 +182,11 @@ impl Election {
                 }
                 () = &mut term => false,
             };
-            let _ = leading_tx.send(false);
+            let _ = leading_tx.send(if stopping {
+                Leadership::Stopping
+            } else {
+                Leadership::Lost
+            });
             term.await;
             if stopping {
                 self.release().await;
@@ -241,25 +263,30 @@ impl Election {
     }
 
     /// Renews the lease every `retry` period while it is held; returns when it is lost (a
-    /// newer record by someone else, or no successful renewal within `renew_deadline`).
-    async fn keep(&self, mut revision: Revision) {
-        let mut renewed = Instant::now();
+    /// newer record by someone else) or when `renew_deadline` has passed since the last
+    /// successful renewal was sent (`renewed`, first the acquisition).
+    async fn keep(&self, mut revision: Revision, mut renewed: Instant) {
         loop {
-            tokio::time::sleep(self.config.retry).await;
             let remaining = self.config.renew_deadline.saturating_sub(renewed.elapsed());
+            if remaining.is_zero() {
+                return;
+            }
+            tokio::time::sleep(self.config.retry.min(remaining)).await;
+            let remaining = self.config.renew_deadline.saturating_sub(renewed.elapsed());
+            if remaining.is_zero() {
+                return;
+            }
+            let attempt = Instant::now();
             match tokio::time::timeout(remaining, self.renew(revision)).await {
                 Ok(Ok(Some(next))) => {
                     revision = next;
-                    renewed = Instant::now();
+                    renewed = attempt;
                 }
                 Ok(Ok(None)) => return,
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "leader election: renewing the lease failed");
                 }
                 Err(_) => {}
-            }
-            if renewed.elapsed() >= self.config.renew_deadline {
-                return;
             }
         }
     }
@@ -358,7 +385,7 @@ mod tests {
                 async move {
                     let before = leaders.fetch_add(1, Ordering::SeqCst);
                     assert_eq!(before, 0, "two replicas lead at once");
-                    while *leading.borrow() {
+                    while *leading.borrow() == Leadership::Leading {
                         if leading.changed().await.is_err() {
                             break;
                         }
@@ -433,6 +460,102 @@ mod tests {
         a.task.await.expect("stops");
         assert_eq!(leaders.load(Ordering::SeqCst), 0);
         assert_eq!(watch.holder().await.expect("holder"), None);
+    }
+
+    /// A store that can be cut off: every call fails while `down` is set (an unreachable
+    /// etcd, as the leader sees it).
+    struct Unreachable {
+        inner: MemoryStore,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl Unreachable {
+        fn check(&self) -> Result<(), StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::Backend("unreachable".into()));
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Store for Unreachable {
+        async fn get(&self, key: &str) -> Result<Option<flotta_api::store::KeyValue>, StoreError> {
+            self.check()?;
+            self.inner.get(key).await
+        }
+        async fn list(
+            &self,
+            prefix: &str,
+            start: &str,
+            limit: usize,
+            revision: Option<Revision>,
+        ) -> Result<flotta_api::store::ListResult, StoreError> {
+            self.check()?;
+            self.inner.list(prefix, start, limit, revision).await
+        }
+        async fn create(&self, key: &str, value: Vec<u8>) -> Result<Revision, StoreError> {
+            self.check()?;
+            self.inner.create(key, value).await
+        }
+        async fn update(
+            &self,
+            key: &str,
+            value: Vec<u8>,
+            expected: Revision,
+        ) -> Result<Revision, StoreError> {
+            self.check()?;
+            self.inner.update(key, value, expected).await
+        }
+        async fn delete(&self, key: &str, expected: Revision) -> Result<Revision, StoreError> {
+            self.check()?;
+            self.inner.delete(key, expected).await
+        }
+        async fn watch(
+            &self,
+            prefix: &str,
+            after: Revision,
+        ) -> Result<flotta_api::store::WatchStream, StoreError> {
+            self.check()?;
+            self.inner.watch(prefix, after).await
+        }
+        async fn current_revision(&self) -> Result<Revision, StoreError> {
+            self.check()?;
+            self.inner.current_revision().await
+        }
+        async fn compacted_revision(&self) -> Result<Revision, StoreError> {
+            self.check()?;
+            self.inner.compacted_revision().await
+        }
+        async fn ready(&self) -> Result<(), StoreError> {
+            self.check()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_leader_cut_off_from_the_store_steps_down_before_the_lease_expires() {
+        let store = Arc::new(Unreachable {
+            inner: MemoryStore::new(1000),
+            down: std::sync::atomic::AtomicBool::new(false),
+        });
+        let shared: Arc<dyn Store> = store.clone();
+        let leaders = Arc::new(AtomicUsize::new(0));
+        let mut a = candidate(&shared, "a", &leaders);
+        until("a leads", async || leaders.load(Ordering::SeqCst) == 1).await;
+        // Let a renew a few times, then cut it off right after a renewal could have landed.
+        tokio::time::sleep(LEASE).await;
+        store.down.store(true, Ordering::SeqCst);
+        let cut = Instant::now();
+        until("a steps down", async || leaders.load(Ordering::SeqCst) == 0).await;
+        // A candidate that saw a's last renewal waits at least a whole lease from then.
+        assert!(
+            cut.elapsed() < LEASE,
+            "stepped down {:?} after losing the store; the lease is {LEASE:?}",
+            cut.elapsed()
+        );
+        store.down.store(false, Ordering::SeqCst);
+        let _ = a.stop.take().map(|s| s.send(()));
+        a.task.await.expect("stops");
     }
 
     #[tokio::test]

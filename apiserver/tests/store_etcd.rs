@@ -1,6 +1,7 @@
 //! The etcd store against a real etcd (Debian's `etcd-server`, started per test on
 //! 127.0.0.1): the conformance suite, plus what only a shared store shows (two stores on one
-//! etcd, coordinated compaction, key prefixes, unreachable endpoints, TLS).
+//! etcd, coordinated compaction, key prefixes, unreachable endpoints, a member losing quorum
+//! in a three-member cluster, etcd's request size limit, TLS).
 //!
 //! Every test starts its own etcd: compaction is etcd-wide, and several checks assume that
 //! nobody else writes while they run.
@@ -11,8 +12,10 @@ use std::time::{Duration, Instant};
 
 use flotta_api::store::conformance;
 use flotta_api::store::{EventKind, Store, StoreError, WatchStream};
-use flotta_apiserver::store::etcd::{ClientOptions, EtcdOptions, EtcdStore};
-use flotta_e2e::etcd::EtcdServer;
+use flotta_apiserver::store::etcd::{
+    ClientOptions, DEFAULT_WATCH_CAPACITY, EtcdOptions, EtcdStore,
+};
+use flotta_e2e::etcd::{EtcdCluster, EtcdServer};
 use futures::StreamExt;
 
 const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -329,6 +332,115 @@ async fn a_down_endpoint_is_skipped() {
     store.ready().await.unwrap();
 }
 
+/// The first call a store makes is a write, and its first endpoint is down: the connection
+/// is refused, so the write provably never left and is sent to the next endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_moves_on_when_the_connection_is_refused() {
+    let etcd = start_etcd();
+    let store = EtcdStore::connect(
+        &options(
+            &[closed_endpoint(), etcd.endpoint()],
+            "/flotta",
+            Duration::ZERO,
+        ),
+        100,
+    )
+    .await
+    .unwrap();
+    let rev = store
+        .create("/k", b"v".to_vec())
+        .await
+        .expect("first write");
+    let rev = store
+        .update("/k", b"w".to_vec(), rev)
+        .await
+        .expect("second write");
+    let kv = store.get("/k").await.unwrap().expect("the key exists");
+    assert_eq!((kv.value.as_slice(), kv.mod_revision), (&b"w"[..], rev));
+}
+
+/// A member that loses quorum (the two others frozen with SIGSTOP: their sockets stay open
+/// and silent, as in a partition) ends the watch it serves with a `Backend` error within a
+/// few election timeouts, instead of keeping it open and silent forever. The member is then
+/// skipped: once the majority is back (and the first member is frozen in turn), the
+/// re-watch goes to another member at once and sees new writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_on_a_member_without_quorum_ends() {
+    const BOUND: Duration = Duration::from_secs(15);
+    let cluster = EtcdCluster::start(3).expect("start a three-member etcd cluster");
+    let store = EtcdStore::connect(
+        &options(&cluster.endpoints(), "/flotta", Duration::ZERO),
+        1000,
+    )
+    .await
+    .unwrap();
+    let first = store.create("/registry/k", b"v1".to_vec()).await.unwrap();
+    let mut watch = store.watch("/registry/", first - 1).await.unwrap();
+    assert_eq!(next_event(&mut watch).await.revision(), first);
+
+    let second = cluster.pause(1).unwrap();
+    let third = cluster.pause(2).unwrap();
+    let member = cluster.endpoint(0);
+    match tokio::time::timeout(BOUND, watch.next()).await {
+        Ok(Some(Err(StoreError::Backend(message)))) => assert!(
+            message.contains(&member) && message.contains("no leader"),
+            "{message}"
+        ),
+        Ok(other) => panic!("expected the watch to end with a Backend error, got {other:?}"),
+        Err(_) => panic!("the watch on a member without quorum is still open after {BOUND:?}"),
+    }
+
+    let frozen_first = cluster.pause(0).unwrap();
+    second.resume().unwrap();
+    third.resume().unwrap();
+    tokio::task::block_in_place(|| {
+        cluster.wait_healthy(1)?;
+        cluster.wait_healthy(2)
+    })
+    .expect("the majority elects a leader");
+    let mut rewatch = tokio::time::timeout(BOUND, store.watch("/registry/", first))
+        .await
+        .expect("the re-watch skips the member that failed")
+        .expect("re-watch");
+    let next = store
+        .update("/registry/k", b"v2".to_vec(), first)
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut rewatch).await.revision(), next);
+    frozen_first.resume().unwrap();
+}
+
+/// A value over etcd's request limit is `TooLarge`, whether etcd refuses it (over 1.5 MiB)
+/// or its gRPC server does (over 2 MiB), for creates and updates alike; nothing is written
+/// and the store keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_over_the_request_limit_are_too_large() {
+    let etcd = start_etcd();
+    let store = store(&etcd, "/flotta", 100).await;
+    for size in [1_600_000, 2_500_000, 3 * 1024 * 1024] {
+        let err = store
+            .create("/registry/big", vec![b'x'; size])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::TooLarge(_)),
+            "{size} bytes: {err:?}"
+        );
+    }
+    assert_eq!(store.get("/registry/big").await.unwrap(), None);
+    let rev = store
+        .create("/registry/big", vec![b'x'; 1_000_000])
+        .await
+        .unwrap();
+    let err = store
+        .update("/registry/big", vec![b'y'; 1_600_000], rev)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge(_)), "{err:?}");
+    let kv = store.get("/registry/big").await.unwrap().unwrap();
+    assert_eq!((kv.value.len(), kv.mod_revision), (1_000_000, rev));
+}
+
 /// Nothing listens: every call fails with a `Backend` error naming the endpoint, quickly,
 /// and the store is not ready.
 #[tokio::test]
@@ -380,6 +492,16 @@ async fn slow_watcher_is_dropped() {
     .await
     .unwrap();
     conformance::slow_watcher_is_dropped(Arc::new(store), 100).await;
+}
+
+/// With the default options, a watcher that stops reading is dropped once
+/// [`DEFAULT_WATCH_CAPACITY`] (4,096) events are waiting, which bounds what it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_watcher_holds_a_bounded_number_of_events() {
+    assert_eq!(DEFAULT_WATCH_CAPACITY, 4_096);
+    let etcd = start_etcd();
+    let store = store(&etcd, "/flotta", conformance::HISTORY).await;
+    conformance::slow_watcher_is_dropped(Arc::new(store), DEFAULT_WATCH_CAPACITY + 100).await;
 }
 
 /// `--store etcd` through `store::open`, the way the server opens it.

@@ -227,4 +227,19 @@ impl Controllers {
         while self.informers.join_next().await.is_some() {}
         tracing::info!("controllers stopped");
     }
+
+    /// Stops the controllers at once, cutting reconciles short (for a replica that lost
+    /// its leadership and must stop writing before another one starts). Their writes are
+    /// compare-and-swap, so an interrupted reconcile leaves nothing half-written; the next
+    /// leader redoes it.
+    pub async fn abort(mut self) {
+        for queue in &self.queues {
+            queue.shut_down();
+        }
+        self.informers.abort_all();
+        self.workers.abort_all();
+        while self.workers.join_next().await.is_some() {}
+        while self.informers.join_next().await.is_some() {}
+        tracing::info!("controllers aborted");
+    }
 }

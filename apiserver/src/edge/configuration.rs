@@ -241,7 +241,7 @@ impl std::fmt::Debug for Configurations {
 pub(crate) fn backend_error(error: ApiError) -> BackendError {
     match error {
         ApiError::NotFound(_) => BackendError::NotFound,
-        ApiError::Invalid { .. } | ApiError::BadRequest(_) => {
+        ApiError::Invalid { .. } | ApiError::BadRequest(_) | ApiError::TooLarge(_) => {
             BackendError::Invalid(error.to_string())
         }
         ApiError::Conflict { .. } | ApiError::Internal(_) => {

@@ -21,13 +21,18 @@
 //!   a replica gets from a device writes `lastSeen` ([`claim_time`]; one write per device
 //!   and move between replicas); the others see that write through their watch ([`Liveness::observe`]) and
 //!   leave the device to its new owner. A device nobody here hears from is judged from the
-//!   stored `lastSeen`, which its owner checkpoints every `checkpoint interval`: offline
-//!   once that is older than the grace period plus two checkpoint intervals.
+//!   stored `lastSeen`, which its owner refreshes every checkpoint interval (or heartbeat
+//!   period, if longer; the replica measures the gap between refreshes): offline once that
+//!   is older than the grace period plus two such gaps. Events older than what a replica
+//!   already wrote or saw are ignored, and a replica owns a device only once its claim is
+//!   stored.
 //!
 //! Limits: the table is per process, so with several replicas a replica that does not
 //! receive a device's heartbeats serves its `lastSeen` from the last checkpoint (up to one
 //! checkpoint interval old), and if a device and the replica it talks to stop together, the
-//! device is marked offline only after the longer shared-store grace. Times are wall-clock
+//! device is marked offline only after the longer shared-store grace. A period set only on
+//! the device's EdgeDeviceSet is known to the replica that renders its configuration; the
+//! others learn it from the refresh gaps. Times are wall-clock
 //! (`jiff::Timestamp`), so a clock jump shifts deadlines.
 
 use std::collections::HashMap;
@@ -100,6 +105,8 @@ pub struct StoredLiveness {
     pub last_seen: Option<Timestamp>,
     /// `status.online`.
     pub online: Option<bool>,
+    /// `spec.heartbeat.periodSeconds`, when the device itself sets it.
+    pub period: Option<Duration>,
 }
 
 impl StoredLiveness {
@@ -108,7 +115,20 @@ impl StoredLiveness {
         #[derive(serde::Deserialize)]
         struct Device {
             #[serde(default)]
+            spec: Option<Spec>,
+            #[serde(default)]
             status: Option<Status>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Spec {
+            #[serde(default)]
+            heartbeat: Option<HeartbeatSpec>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct HeartbeatSpec {
+            #[serde(default)]
+            period_seconds: Option<u64>,
         }
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -118,10 +138,17 @@ impl StoredLiveness {
             #[serde(default)]
             online: Option<bool>,
         }
-        let status = serde_json::from_slice::<Device>(bytes)
-            .ok()
-            .and_then(|d| d.status);
+        let device = serde_json::from_slice::<Device>(bytes).ok();
+        let period = device
+            .as_ref()
+            .and_then(|d| d.spec.as_ref())
+            .and_then(|s| s.heartbeat.as_ref())
+            .and_then(|h| h.period_seconds)
+            .filter(|p| *p > 0)
+            .map(Duration::from_secs);
+        let status = device.and_then(|d| d.status);
         StoredLiveness {
+            period,
             last_seen: status
                 .as_ref()
                 .and_then(|s| s.last_seen.as_deref())
@@ -154,6 +181,10 @@ struct Entry {
     seen_revision: u64,
     /// Whether this process received the latest known heartbeat (the device is its own).
     heard: bool,
+    /// The last interval between two stored `lastSeen` values seen through the watch: how
+    /// often another replica refreshes it (at least its checkpoint interval, or the
+    /// device's heartbeat period if longer).
+    stored_gap: Option<SignedDuration>,
 }
 
 impl Entry {
@@ -166,6 +197,7 @@ impl Entry {
             reconciled: None,
             seen_revision: 0,
             heard: false,
+            stored_gap: None,
         }
     }
 }
@@ -260,10 +292,14 @@ impl Liveness {
         let from = last.max(self.started);
         let mut grace = self.grace(entry.period);
         if self.config.shared && !entry.heard {
-            // Someone else's device: its lastSeen reaches us only through checkpoints.
-            let checkpoints = SignedDuration::try_from(self.config.checkpoint_interval * 2)
+            // Someone else's device: its lastSeen reaches us only when its owner writes
+            // it, every checkpoint interval or heartbeat period, whichever is longer.
+            let checkpoint = SignedDuration::try_from(self.config.checkpoint_interval)
                 .unwrap_or(SignedDuration::MAX);
-            grace = grace.saturating_add(checkpoints);
+            let refresh = entry
+                .stored_gap
+                .map_or(checkpoint, |gap| gap.max(checkpoint));
+            grace = grace.saturating_add(refresh).saturating_add(refresh);
         }
         Some(now.duration_since(from) <= grace)
     }
@@ -280,8 +316,9 @@ impl Liveness {
         let shared = self.config.shared;
         self.with_entry(namespace, name, |e| {
             e.last_seen = Some(e.last_seen.map_or(now, |t| t.max(now)));
-            let claimed = !std::mem::replace(&mut e.heard, true);
-            if shared && claimed {
+            // `heard` is set once the claim is stored (`reconciled`); until then every
+            // heartbeat claims again.
+            if shared && !e.heard {
                 return HeartbeatCheck::Claim;
             }
             match e.reconciled {
@@ -344,14 +381,26 @@ impl Liveness {
                 .or_insert_with(|| Entry::new(self.config.default_period)),
             None => return,
         };
+        let newest = entry
+            .seen_revision
+            .max(entry.reconciled.map_or(0, |(_, r)| r));
         entry.seen_revision = entry.seen_revision.max(revision);
-        if !self.config.shared {
+        // An event older than what this replica already knows says nothing new.
+        if !self.config.shared || revision < newest {
             return;
         }
         if stored.online.is_some() {
             entry.stored_online = stored.online;
         }
+        if let Some(period) = stored.period {
+            entry.period = period;
+        }
         if let Some(seen) = stored.last_seen {
+            if let Some(previous) = entry.stored_last_seen
+                && seen > previous
+            {
+                entry.stored_gap = Some(seen.duration_since(previous));
+            }
             entry.stored_last_seen = entry.stored_last_seen.max(Some(seen));
             if entry.last_seen.is_none_or(|last| seen > last) {
                 entry.last_seen = Some(seen);
@@ -721,6 +770,7 @@ mod tests {
         StoredLiveness {
             last_seen: Some(last_seen),
             online: Some(online),
+            period: None,
         }
     }
 
@@ -767,12 +817,81 @@ mod tests {
     }
 
     #[test]
+    fn stored_liveness_reads_the_fields_it_needs() {
+        let bytes = br#"{"metadata":{"name":"d"},"spec":{"heartbeat":{"periodSeconds":30}},
+            "status":{"lastSeen":"2030-01-01T00:00:00Z","online":false,"workloads":[]}}"#;
+        let stored = StoredLiveness::from_stored(bytes);
+        assert_eq!(stored.period, Some(Duration::from_secs(30)));
+        assert_eq!(stored.online, Some(false));
+        assert_eq!(
+            stored.last_seen,
+            Some("2030-01-01T00:00:00Z".parse().expect("time"))
+        );
+        assert_eq!(
+            StoredLiveness::from_stored(b"not json"),
+            StoredLiveness::default()
+        );
+    }
+
+    #[test]
+    fn shared_store_claims_until_the_claim_is_stored() {
+        let l = Liveness::new(shared(1000, 5000));
+        let now = Timestamp::now();
+        assert_eq!(l.heartbeat("ns", "d", now, 1), HeartbeatCheck::Claim);
+        // The claim's write failed: the next heartbeat claims again.
+        assert_eq!(l.heartbeat("ns", "d", now, 1), HeartbeatCheck::Claim);
+        l.reconciled("ns", "d", 1, 3, Some(now));
+        assert_eq!(l.heartbeat("ns", "d", now, 1), HeartbeatCheck::Unchanged);
+    }
+
+    #[test]
+    fn shared_store_ignores_events_older_than_what_it_wrote() {
+        let l = Liveness::new(shared(1000, 5000));
+        let t0 = Timestamp::now();
+        l.heartbeat("ns", "d", t0, 1);
+        l.reconciled("ns", "d", 1, 20, Some(t0));
+        // A late event from before our write (online=false at revision 15) changes nothing:
+        // when the device goes silent, we still write it offline.
+        l.observe("ns", "d", 15, stored(t0, false));
+        let sweep = l.sweep(t0 + SignedDuration::from_millis(3100), 100);
+        assert_eq!(sweep.to_offline, ["ns/d"]);
+    }
+
+    #[test]
+    fn shared_store_waits_for_a_slow_owner_refresh_before_judging() {
+        // Another replica's device with a 20 s heartbeat period: its stored lastSeen moves
+        // every 20 s, longer than the 5 s checkpoint interval and this replica's grace.
+        let l = Liveness::new(shared(1000, 5000));
+        let t0 = Timestamp::now();
+        let every = SignedDuration::from_secs(20);
+        for (i, revision) in (0..3).zip(10..) {
+            l.observe("ns", "d", revision, stored(t0 + every * i, true));
+        }
+        let last = t0 + every * 2;
+        // Within grace + two refresh gaps after the last refresh: still online.
+        let sweep = l.sweep(last + SignedDuration::from_secs(40), 100);
+        assert!(sweep.to_offline.is_empty(), "{:?}", sweep.to_offline);
+        let sweep = l.sweep(last + SignedDuration::from_secs(44), 100);
+        assert_eq!(sweep.to_offline, ["ns/d"]);
+        // A period the device sets itself is used as its heartbeat period.
+        let mut with_period = stored(last, true);
+        with_period.period = Some(Duration::from_secs(30));
+        l.observe("ns", "d", 20, with_period);
+        let sweep = l.sweep(last + SignedDuration::from_secs(44), 100);
+        assert!(
+            sweep.to_offline.is_empty(),
+            "3 × 30 s + 2 × 20 s not yet over"
+        );
+    }
+
+    #[test]
     fn shared_store_own_writes_do_not_give_a_device_away() {
         let here = Liveness::new(shared(1000, 5000));
         let t0 = Timestamp::now();
         let t1 = t0 + SignedDuration::from_millis(900);
-        here.heartbeat("ns", "d", t0, 1);
-        here.heartbeat("ns", "d", t1, 1);
+        assert_eq!(here.heartbeat("ns", "d", t0, 1), HeartbeatCheck::Claim);
+        here.reconciled("ns", "d", 1, 9, Some(t0));
+        assert_eq!(here.heartbeat("ns", "d", t1, 1), HeartbeatCheck::Unchanged);
         // Our own (older) lastSeen write comes back through the watch.
         here.observe("ns", "d", 9, stored(t0, true));
         let sweep = here.sweep(t1 + SignedDuration::from_millis(3100), 100);

@@ -222,6 +222,9 @@ impl ApiError {
                 ApiError::TooLargeResourceVersion { requested, current }
             }
             StoreError::WatcherLagged => ApiError::Internal("watcher fell behind".into()),
+            StoreError::TooLarge(msg) => {
+                ApiError::TooLarge(format!("Request entity too large: {msg}"))
+            }
             StoreError::Backend(msg) => ApiError::Internal(msg),
         }
     }

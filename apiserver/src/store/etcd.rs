@@ -36,10 +36,18 @@
 //! so opening the store never fails because etcd is down: calls fail (after at most the
 //! dial timeout) and `ready` reports it until etcd answers.
 //!
+//! Memory: each watch buffers at most `watch_capacity` events ([`DEFAULT_WATCH_CAPACITY`],
+//! 4,096, by default) that its consumer has not taken yet; an event holds the value and the
+//! previous value, so one stalled watcher pins at most capacity × 2 × object size (about
+//! 8 MiB for 1 KiB objects, 12 GiB in theory for 1.5 MiB ones). A watcher that falls that far
+//! behind ends with [`StoreError::WatcherLagged`] and its caller re-watches from the last
+//! revision it saw.
+//!
 //! Limits: values are limited by etcd's request size (`--max-request-bytes`, 1.5 MiB by
-//! default); watch streams outlive the store that opened them (they hold their own
-//! connection handle); etcd authentication (user/password) is not supported, only TLS client
-//! certificates; history is counted in etcd revisions (see `etcd/compaction.rs`).
+//! default): a larger write fails with [`StoreError::TooLarge`]; watch streams outlive the
+//! store that opened them (they hold their own connection handle); etcd authentication
+//! (user/password) is not supported, only TLS client certificates; history is counted in
+//! etcd revisions (see `etcd/compaction.rs`).
 
 mod client;
 mod compaction;
@@ -65,8 +73,9 @@ pub const DEFAULT_PREFIX: &str = "/flotta";
 /// The default `--etcd-compaction-interval`.
 pub const DEFAULT_COMPACTION_INTERVAL: Duration = Duration::from_secs(60);
 
-/// How many events a watcher may fall behind before it is dropped, by default.
-pub const DEFAULT_WATCH_CAPACITY: usize = 65_536;
+/// How many events a watcher may fall behind before it is dropped, by default (see the
+/// module documentation for the memory this bounds).
+pub const DEFAULT_WATCH_CAPACITY: usize = 4_096;
 
 /// How long [`Store::ready`] waits for etcd.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(3);
@@ -184,7 +193,11 @@ fn range_end(prefix: &[u8]) -> Vec<u8> {
 
 impl From<EtcdError> for StoreError {
     fn from(e: EtcdError) -> Self {
-        StoreError::Backend(e.to_string())
+        if e.is_too_large() {
+            StoreError::TooLarge(e.to_string())
+        } else {
+            StoreError::Backend(e.to_string())
+        }
     }
 }
 

@@ -5,14 +5,24 @@
 //! plaintext, `https://` is TLS with the configured CA and optional client certificate). Calls
 //! go to the current endpoint; when it is unreachable (gRPC `Unavailable`, or no answer in
 //! time) the next one becomes current. Reads and watch creations, which have no side
-//! effects, are retried once on every other endpoint; writes never are, since a write whose
-//! answer was lost may have been applied. etcd itself forwards writes to its leader.
+//! effects, are retried once on every other endpoint. Writes are retried on the next
+//! endpoint only when the connection could not be made ([`EtcdError::Unsent`]: refused,
+//! dial timeout, TLS handshake), since the request then provably never left; once it may
+//! have reached etcd a write is never retried, as a write whose answer was lost may have
+//! been applied. etcd itself forwards writes to its leader.
+//!
+//! Partitions: watches are opened with etcd's require-leader metadata (`hasleader: true`, as
+//! clientv3's `WithRequireLeader`), so a member cut off from the majority refuses new watches
+//! and ends open ones with "etcdserver: no leader" (`Unavailable`) after a few election
+//! timeouts instead of keeping a silent stream open forever. Either answer moves the client
+//! on to the next endpoint ([`WatchCall::endpoint_failed`]).
 //!
 //! Bounds: connecting gives up after [`DIAL_TIMEOUT`], a unary call after
 //! [`REQUEST_TIMEOUT`]; HTTP/2 keepalive pings (every [`KEEPALIVE_INTERVAL`], only while a
 //! call or watch is open, as etcd's server policy requires) detect a dead connection under
 //! a long watch. Responses up to 2 GiB are accepted (etcd's own limit), so large lists are
-//! not cut off by gRPC's default 4 MiB.
+//! not cut off by gRPC's default 4 MiB. Requests over etcd's `--max-request-bytes` (1.5 MiB
+//! by default) are refused by etcd ([`EtcdError::is_too_large`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,8 +31,9 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use http::uri::PathAndQuery;
+use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-use tonic::{Code, Status, Streaming};
+use tonic::{Code, ConnectError, Status, Streaming};
 
 use super::rpc::{self, WatchCreateRequest, WatchRequest, WatchResponse, watch_request};
 
@@ -38,6 +49,12 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How long a keepalive ping may stay unanswered before the connection is dropped.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// etcd's require-leader gRPC metadata (`rpctypes.MetadataRequireLeaderKey` and
+/// `MetadataHasLeader`): a member without a leader refuses the call, and ends a stream opened
+/// with it once it has been without a leader for a few election timeouts.
+const REQUIRE_LEADER_KEY: &str = "hasleader";
+const REQUIRE_LEADER_VALUE: &str = "true";
 
 /// The largest response accepted (etcd's own default send limit is `math.MaxInt32`).
 const MAX_MESSAGE: usize = 2_147_483_647;
@@ -98,6 +115,15 @@ pub enum EtcdError {
         /// The status message with its causes.
         message: String,
     },
+    /// The connection to the endpoint could not be made (refused, dial timeout, TLS
+    /// handshake), so the call was never sent: safe to send again elsewhere, even a write.
+    #[error("etcd {endpoint}: {message}")]
+    Unsent {
+        /// The endpoint URL the call was meant for.
+        endpoint: String,
+        /// Why the connection failed.
+        message: String,
+    },
     /// A call got no answer in time.
     #[error("etcd {endpoint}: no answer within {timeout:?}")]
     Timeout {
@@ -129,23 +155,52 @@ impl EtcdError {
             if message.contains("required revision is a future revision"))
     }
 
-    /// The endpoint could not be reached or did not answer: worth trying another one.
-    fn is_unreachable(&self) -> bool {
+    /// The request was larger than etcd accepts: etcd's `ErrRequestTooLarge` (over
+    /// `--max-request-bytes`, `InvalidArgument`) or its gRPC server's receive limit
+    /// (`--max-request-bytes` plus 512 KiB, `ResourceExhausted`).
+    pub fn is_too_large(&self) -> bool {
+        match self {
+            EtcdError::Rpc {
+                code: Code::InvalidArgument,
+                message,
+                ..
+            } => message.contains("request is too large"),
+            EtcdError::Rpc {
+                code: Code::ResourceExhausted,
+                message,
+                ..
+            } => message.contains("received message larger than max"),
+            _ => false,
+        }
+    }
+
+    /// The endpoint could not be reached, did not answer, or has no leader: worth trying
+    /// another one.
+    pub(crate) fn is_unreachable(&self) -> bool {
         matches!(
             self,
             EtcdError::Rpc {
                 code: Code::Unavailable,
                 ..
-            } | EtcdError::Timeout { .. }
+            } | EtcdError::Unsent { .. }
+                | EtcdError::Timeout { .. }
         )
     }
 
-    /// The error for a gRPC status answered by (or on the way to) `endpoint`.
+    /// The call was never sent (see [`EtcdError::Unsent`]).
+    fn is_unsent(&self) -> bool {
+        matches!(self, EtcdError::Unsent { .. })
+    }
+
+    /// The error for a gRPC status answered by (or on the way to) `endpoint`: a failure to
+    /// connect (tonic's [`ConnectError`] among the causes) is [`EtcdError::Unsent`].
     pub(crate) fn from_status(endpoint: &str, status: &Status) -> Self {
+        let mut unsent = false;
         // Transport failures carry the useful part ("connection refused") in the causes.
         let mut message = status.message().to_owned();
         let mut source = std::error::Error::source(status);
         while let Some(cause) = source {
+            unsent |= cause.is::<ConnectError>();
             let text = cause.to_string();
             if !message.contains(&text) {
                 message = format!("{message}: {text}");
@@ -154,6 +209,12 @@ impl EtcdError {
         }
         if message.is_empty() {
             message = format!("gRPC status {:?}", status.code());
+        }
+        if unsent {
+            return EtcdError::Unsent {
+                endpoint: endpoint.to_owned(),
+                message,
+            };
         }
         EtcdError::Rpc {
             endpoint: endpoint.to_owned(),
@@ -183,6 +244,26 @@ pub(crate) struct WatchCall {
     pub(crate) endpoint: String,
     /// etcd's responses.
     pub(crate) responses: Streaming<WatchResponse>,
+    /// The client that opened the watch and the index of the endpoint serving it.
+    client: Client,
+    index: usize,
+}
+
+impl WatchCall {
+    /// Marks the endpoint serving this watch as failed (it lost its leader or its
+    /// connection), so that the next call, and the re-watch, go to another one.
+    pub(crate) fn endpoint_failed(&self) {
+        self.client.failed(self.index);
+    }
+}
+
+/// Which failures a call is sent again on the next endpoint for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Any unreachable endpoint: the call has no side effects.
+    Unreachable,
+    /// Only a connection that could not be made: the call was never sent.
+    Unsent,
 }
 
 impl Client {
@@ -223,33 +304,41 @@ impl Client {
         &self,
         request: rpc::RangeRequest,
     ) -> Result<rpc::RangeResponse, EtcdError> {
-        self.unary(rpc::RANGE, request, true).await
+        self.unary(rpc::RANGE, request, Retry::Unreachable).await
     }
 
-    /// `KV.Txn` (never retried).
+    /// `KV.Txn`; retried on the other endpoints only when it was never sent.
     pub(crate) async fn txn(
         &self,
         request: rpc::TxnRequest,
     ) -> Result<rpc::TxnResponse, EtcdError> {
-        self.unary(rpc::TXN, request, false).await
+        self.unary(rpc::TXN, request, Retry::Unsent).await
     }
 
-    /// `KV.Compact` (never retried).
+    /// `KV.Compact`; retried on the other endpoints only when it was never sent.
     pub(crate) async fn compact(
         &self,
         request: rpc::CompactionRequest,
     ) -> Result<rpc::CompactionResponse, EtcdError> {
-        self.unary(rpc::COMPACT, request, false).await
+        self.unary(rpc::COMPACT, request, Retry::Unsent).await
     }
 
-    /// Opens a `Watch.Watch` stream with one watcher and waits for etcd to confirm it.
-    /// The request side stays open for as long as the returned stream lives: etcd ends a
-    /// watch stream whose client has finished sending.
+    /// Opens a `Watch.Watch` stream with one watcher (requiring a leader, see the module
+    /// documentation) and waits for etcd to confirm it. The request side stays open for as
+    /// long as the returned stream lives: etcd ends a watch stream whose client has finished
+    /// sending.
     pub(crate) async fn watch(&self, create: WatchCreateRequest) -> Result<WatchCall, EtcdError> {
         let mut last = None;
-        for (index, target) in self.attempts(true) {
+        for (index, target) in self.attempts() {
             match watch_once(target, create.clone()).await {
-                Ok(call) => return Ok(call),
+                Ok(responses) => {
+                    return Ok(WatchCall {
+                        endpoint: target.url.clone(),
+                        responses,
+                        client: self.clone(),
+                        index,
+                    });
+                }
                 Err(e) if e.is_unreachable() => {
                     self.failed(index);
                     last = Some(e);
@@ -264,18 +353,21 @@ impl Client {
         &self,
         path: &'static str,
         request: Req,
-        retry: bool,
+        retry: Retry,
     ) -> Result<Resp, EtcdError>
     where
         Req: prost::Message + Clone + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
         let mut last = None;
-        for (index, target) in self.attempts(retry) {
+        for (index, target) in self.attempts() {
             match unary_once(target, path, request.clone()).await {
                 Ok(response) => return Ok(response),
                 Err(e) if e.is_unreachable() => {
                     self.failed(index);
+                    if retry == Retry::Unsent && !e.is_unsent() {
+                        return Err(e);
+                    }
                     last = Some(e);
                 }
                 Err(e) => return Err(e),
@@ -284,12 +376,11 @@ impl Client {
         Err(last.unwrap_or(EtcdError::NoEndpoints))
     }
 
-    /// The endpoints to try, current first: all of them when `retry`, else just one.
-    fn attempts(&self, retry: bool) -> impl Iterator<Item = (usize, &Target)> {
+    /// Every endpoint once, current first.
+    fn attempts(&self) -> impl Iterator<Item = (usize, &Target)> {
         let count = self.targets.len();
         let first = self.current.load(Ordering::Relaxed) % count;
-        let tries = if retry { count } else { 1 };
-        (0..tries).map(move |i| {
+        (0..count).map(move |i| {
             let index = (first + i) % count;
             (index, &self.targets[index])
         })
@@ -308,6 +399,14 @@ fn grpc(target: &Target) -> tonic::client::Grpc<Channel> {
     tonic::client::Grpc::new(target.channel.clone()).max_decoding_message_size(MAX_MESSAGE)
 }
 
+/// Waits until the channel can take a call; a failure here means nothing was sent.
+async fn ready(grpc: &mut tonic::client::Grpc<Channel>, target: &Target) -> Result<(), EtcdError> {
+    grpc.ready().await.map_err(|e| EtcdError::Unsent {
+        endpoint: target.url.clone(),
+        message: e.to_string(),
+    })
+}
+
 async fn unary_once<Req, Resp>(
     target: &Target,
     path: &'static str,
@@ -319,19 +418,17 @@ where
 {
     let mut grpc = grpc(target);
     let call = async {
-        grpc.ready()
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+        ready(&mut grpc, target).await?;
         grpc.unary(
             tonic::Request::new(request),
             PathAndQuery::from_static(path),
             tonic_prost::ProstCodec::<Req, Resp>::default(),
         )
         .await
+        .map_err(|status| EtcdError::from_status(&target.url, &status))
     };
     match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
-        Ok(Ok(response)) => Ok(response.into_inner()),
-        Ok(Err(status)) => Err(EtcdError::from_status(&target.url, &status)),
+        Ok(result) => result.map(tonic::Response::into_inner),
         Err(_) => Err(EtcdError::Timeout {
             endpoint: target.url.clone(),
             timeout: REQUEST_TIMEOUT,
@@ -339,21 +436,26 @@ where
     }
 }
 
-async fn watch_once(target: &Target, create: WatchCreateRequest) -> Result<WatchCall, EtcdError> {
+async fn watch_once(
+    target: &Target,
+    create: WatchCreateRequest,
+) -> Result<Streaming<WatchResponse>, EtcdError> {
     let mut grpc = grpc(target);
     let request = WatchRequest {
         request_union: Some(watch_request::RequestUnion::CreateRequest(create)),
     };
     let requests = futures::stream::once(async move { request }).chain(futures::stream::pending());
-    let endpoint = target.url.clone();
+    let mut request = tonic::Request::new(requests);
+    request.metadata_mut().insert(
+        REQUIRE_LEADER_KEY,
+        MetadataValue::from_static(REQUIRE_LEADER_VALUE),
+    );
     let status = |status: Status| EtcdError::from_status(&target.url, &status);
     let call = async {
-        grpc.ready()
-            .await
-            .map_err(|e| status(Status::unavailable(e.to_string())))?;
+        ready(&mut grpc, target).await?;
         let mut responses = grpc
             .streaming(
-                tonic::Request::new(requests),
+                request,
                 PathAndQuery::from_static(rpc::WATCH),
                 tonic_prost::ProstCodec::<WatchRequest, WatchResponse>::default(),
             )
@@ -363,6 +465,11 @@ async fn watch_once(target: &Target, create: WatchCreateRequest) -> Result<Watch
         let first = responses.message().await.map_err(status)?;
         match first {
             Some(response) if response.created && !response.canceled => Ok(responses),
+            Some(response) if is_no_leader(&response.cancel_reason) => Err(EtcdError::Rpc {
+                endpoint: target.url.clone(),
+                code: Code::Unavailable,
+                message: created_failure(&response),
+            }),
             Some(response) => Err(EtcdError::Protocol {
                 endpoint: target.url.clone(),
                 message: created_failure(&response),
@@ -374,16 +481,17 @@ async fn watch_once(target: &Target, create: WatchCreateRequest) -> Result<Watch
         }
     };
     match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
-        Ok(Ok(responses)) => Ok(WatchCall {
-            endpoint,
-            responses,
-        }),
-        Ok(Err(e)) => Err(e),
+        Ok(result) => result,
         Err(_) => Err(EtcdError::Timeout {
-            endpoint,
+            endpoint: target.url.clone(),
             timeout: REQUEST_TIMEOUT,
         }),
     }
+}
+
+/// Whether a watch cancel reason is etcd's "no leader" (`rpctypes.ErrNoLeader`).
+pub(crate) fn is_no_leader(reason: &str) -> bool {
+    reason.contains("no leader")
 }
 
 /// Why a watch was not created, from etcd's first response.
@@ -531,5 +639,60 @@ mod tests {
         assert!(future.is_future_revision() && !future.is_compacted());
         assert!(!rpc(Code::Unknown, "required revision has been compacted").is_compacted());
         assert!(rpc(Code::Unavailable, "connection refused").is_unreachable());
+    }
+
+    #[test]
+    fn etcd_size_limits_are_recognised() {
+        let rpc = |code, message: &str| EtcdError::Rpc {
+            endpoint: "http://e".into(),
+            code,
+            message: message.into(),
+        };
+        assert!(rpc(Code::InvalidArgument, "etcdserver: request is too large").is_too_large());
+        assert!(
+            rpc(
+                Code::ResourceExhausted,
+                "grpc: received message larger than max (2500017 vs. 2097152)"
+            )
+            .is_too_large()
+        );
+        assert!(
+            !rpc(
+                Code::ResourceExhausted,
+                "etcdserver: mvcc: database space exceeded"
+            )
+            .is_too_large()
+        );
+        assert!(!rpc(Code::InvalidArgument, "etcdserver: key is not provided").is_too_large());
+    }
+
+    #[test]
+    fn only_a_failed_connection_is_unsent() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let status = Status::from_error(Box::new(ConnectError(Box::new(refused))));
+        assert_eq!(status.code(), Code::Unavailable);
+        let error = EtcdError::from_status("http://e", &status);
+        assert!(error.is_unsent() && error.is_unreachable(), "{error:?}");
+        let no_leader =
+            EtcdError::from_status("http://e", &Status::unavailable("etcdserver: no leader"));
+        assert!(
+            no_leader.is_unreachable() && !no_leader.is_unsent(),
+            "{no_leader:?}"
+        );
+    }
+
+    /// A write to a closed port is refused before anything is sent: `Unsent`, so it may go
+    /// to the next endpoint.
+    #[tokio::test]
+    async fn a_refused_connection_leaves_the_call_unsent() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let client = Client::new(&options(&[&url])).await.unwrap();
+        let error = client.txn(rpc::TxnRequest::default()).await.unwrap_err();
+        assert!(
+            matches!(&error, EtcdError::Unsent { endpoint, .. } if *endpoint == url),
+            "{error:?}"
+        );
     }
 }

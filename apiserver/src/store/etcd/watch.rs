@@ -7,8 +7,11 @@
 //! stream yields the events already buffered, then [`StoreError::WatcherLagged`]. Every
 //! other end is an error too: a `compact_revision` from etcd becomes
 //! [`StoreError::Compacted`] (requested = the last revision delivered), a cancelled watch or
-//! a broken connection [`StoreError::Backend`]. Dropping the stream stops the task, which
-//! cancels the etcd watcher by resetting its HTTP/2 stream.
+//! a broken connection [`StoreError::Backend`]. A member that lost its leader (partitioned
+//! from the majority) ends the stream with "etcdserver: no leader" (the watch requires a
+//! leader, see `client.rs`): that, like any `Unavailable` end, also marks the endpoint as
+//! failed, so the caller's re-watch goes to another member. Dropping the stream stops the
+//! task, which cancels the etcd watcher by resetting its HTTP/2 stream.
 //!
 //! Event shapes: a put is etcd's key-value with the previous one (`prev_kv`) as `prev`; a
 //! delete keeps the previous value and create revision with the delete's revision, as the
@@ -20,7 +23,7 @@ use futures::StreamExt as _;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Keys;
-use super::client::{EtcdError, WatchCall};
+use super::client::{EtcdError, WatchCall, is_no_leader};
 use super::rpc::{self, EventType};
 
 /// Turns an open etcd watch into a store [`WatchStream`] delivering events after `after`,
@@ -68,7 +71,13 @@ async fn forward(
             Ok(None) => {
                 break StoreError::Backend(format!("etcd {endpoint}: the watch stream closed"));
             }
-            Err(status) => break EtcdError::from_status(&endpoint, &status).into(),
+            Err(status) => {
+                let error = EtcdError::from_status(&endpoint, &status);
+                if error.is_unreachable() {
+                    call.endpoint_failed();
+                }
+                break error.into();
+            }
         };
         if response.compact_revision > 0 {
             break StoreError::Compacted {
@@ -77,6 +86,9 @@ async fn forward(
             };
         }
         if response.canceled {
+            if is_no_leader(&response.cancel_reason) {
+                call.endpoint_failed();
+            }
             break StoreError::Backend(format!(
                 "etcd {endpoint}: watch cancelled: {}",
                 response.cancel_reason
