@@ -7,7 +7,9 @@
 //! - exactly one replica runs the controllers (`flotta_controllers_leading` in `/metrics`),
 //!   a signed request created through the standby is approved by the leader, and when the
 //!   leader stops the standby takes over;
-//! - a device heartbeating to one replica is shown online by the other.
+//! - a device heartbeating to one replica is shown online by the other, and its move to the
+//!   other replica is seen as a claim;
+//! - an object too large for etcd is refused with a 413 Status.
 
 use std::time::Duration;
 
@@ -151,6 +153,31 @@ async fn replicas_serve_the_same_objects_revisions_and_watches() -> Result<()> {
         refused.contains("Conflict") || refused.contains("modified"),
         "{refused}"
     );
+
+    // An object the API accepts but etcd cannot hold (over its 1.5 MiB request limit) is
+    // refused with a 413 Status, not a 500.
+    let big = serde_json::json!({
+        "apiVersion": "management.project-flotta.io/v1alpha1",
+        "kind": "EdgeWorkload",
+        "metadata": {"name": "big"},
+        "spec": {"type": "pod", "pod": {"spec": {"containers": [
+            {"name": "c", "image": "quay.io/example/c:1", "args": ["x".repeat(1_600_000)]}
+        ]}}},
+    });
+    let api = b.api()?;
+    let (status, body) = api
+        .send(
+            "a 1.6 MB EdgeWorkload",
+            api.request(
+                reqwest::Method::POST,
+                "/apis/management.project-flotta.io/v1alpha1/namespaces/default/edgeworkloads",
+            )
+            .json(&big),
+        )
+        .await?;
+    assert_eq!(status, reqwest::StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["kind"], "Status", "{body}");
+    assert_eq!(body["reason"], "RequestEntityTooLarge", "{body}");
     Ok(())
 }
 
