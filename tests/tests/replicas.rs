@@ -17,28 +17,11 @@ use anyhow::{Context, Result, bail, ensure};
 use flotta_api::edge::{EnrolmentFeatures, EnrolmentInfo};
 use flotta_e2e::device::{DeviceClient, DeviceEndpoint, Identity, heartbeat, sample_hardware};
 use flotta_e2e::etcd::EtcdServer;
-use flotta_e2e::{DEFAULT_TIMEOUT, Server, WatchStream, tls_client};
+use flotta_e2e::{DEFAULT_TIMEOUT, Server, WatchStream, fixture, tls_client};
 use serde_json::Value;
 use tokio::time::Instant;
 
 const POLL: Duration = Duration::from_millis(50);
-
-const WORKLOAD: &str = "\
-apiVersion: management.project-flotta.io/v1alpha1
-kind: EdgeWorkload
-metadata:
-  name: web
-spec:
-  type: pod
-  deviceSelector:
-    matchLabels:
-      site: lab
-  pod:
-    spec:
-      containers:
-        - name: web
-          image: quay.io/example/web:1.0
-";
 
 /// Two replicas on `etcd`, with a short controller lease so handover is quick.
 fn replicas(etcd: &EtcdServer, extra: &[&str]) -> Result<(Server, Server)> {
@@ -98,9 +81,11 @@ async fn replicas_serve_the_same_objects_revisions_and_watches() -> Result<()> {
     let etcd = EtcdServer::start()?;
     let (a, b) = replicas(&etcd, &[])?;
 
-    tokio::task::block_in_place(|| a.run_ok_stdin(&["apply", "-f", "-"], WORKLOAD))?;
-    let on_a = kubectl_json(&a, &["get", "edgeworkload", "web", "-o", "json"])?;
-    let on_b = kubectl_json(&b, &["get", "edgeworkload", "web", "-o", "json"])?;
+    let workload = fixture("edgeworkload.yaml");
+    let workload = workload.to_str().context("fixture path")?;
+    tokio::task::block_in_place(|| a.run_ok(&["apply", "-f", workload]))?;
+    let on_a = kubectl_json(&a, &["get", "edgeworkload", "wl1", "-o", "json"])?;
+    let on_b = kubectl_json(&b, &["get", "edgeworkload", "wl1", "-o", "json"])?;
     assert_eq!(on_a["metadata"]["uid"], on_b["metadata"]["uid"]);
     assert_eq!(
         on_a["metadata"]["resourceVersion"], on_b["metadata"]["resourceVersion"],
@@ -121,13 +106,13 @@ async fn replicas_serve_the_same_objects_revisions_and_watches() -> Result<()> {
         "/apis/management.project-flotta.io/v1alpha1/namespaces/default/edgeworkloads?watch=1&resourceVersion={from}"
     ));
     let mut watch = WatchStream::new(b.http_client()?.get(&watch_url).send().await?).await?;
-    tokio::task::block_in_place(|| a.run_ok(&["label", "edgeworkload", "web", "tier=front"]))?;
+    tokio::task::block_in_place(|| a.run_ok(&["label", "edgeworkload", "wl1", "tier=front"]))?;
     let (event, _) = watch
         .until("b's watch to deliver a's label", DEFAULT_TIMEOUT, |e| {
             e["type"] == "MODIFIED" && e["object"]["metadata"]["labels"]["tier"] == "front"
         })
         .await?;
-    let labelled = kubectl_json(&a, &["get", "edgeworkload", "web", "-o", "json"])?;
+    let labelled = kubectl_json(&a, &["get", "edgeworkload", "wl1", "-o", "json"])?;
     assert_eq!(
         event["object"]["metadata"]["resourceVersion"],
         labelled["metadata"]["resourceVersion"]
@@ -142,7 +127,7 @@ async fn replicas_serve_the_same_objects_revisions_and_watches() -> Result<()> {
         b.run_err(&[
             "patch",
             "edgeworkload",
-            "web",
+            "wl1",
             "--type",
             "merge",
             "-p",
